@@ -1,0 +1,75 @@
+"""The HTMX dashboard under ``/admin``: one module per page or tab.
+
+A person logs in with a username and password; the session cookie carries the user id
+and a fingerprint of the password hash, so changing a password ends other sessions.
+"""
+import functools
+import hashlib
+
+from flask import Blueprint, g, redirect, request, session, url_for
+
+from picloud.auth import capabilities_of
+from picloud.errors import Forbidden
+from picloud.models import User
+
+bp = Blueprint("dashboard", __name__, url_prefix="/admin")
+
+
+def password_fingerprint(user):
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def log_in(user):
+    session.clear()
+    session["user_id"] = user.id
+    session["pw"] = password_fingerprint(user)
+
+
+def session_user():
+    """Return the logged-in user, or None."""
+    user_id = session.get("user_id")
+    if user_id is None:
+        return None
+    user = User.get_or_none(User.id == user_id)
+    if user is None or session.get("pw") != password_fingerprint(user):
+        session.clear()
+        return None
+    return user
+
+
+def login_required(capability="read"):
+    """Require a logged-in user holding ``capability`` (a 403 page otherwise)."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            g.user = session_user()
+            if g.user is None:
+                return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+            if capability not in capabilities_of(g.user):
+                raise Forbidden(capability)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def can(capability):
+    """Tell templates whether the current user holds a capability."""
+    user = g.get("user")
+    return user is not None and capability in capabilities_of(user)
+
+
+def render_partial_or_page(page, partial, **context):
+    """Render the partial for an htmx request, else the whole page."""
+    from flask import render_template
+
+    return render_template(partial if request.htmx else page, **context)
+
+
+def init_app(app):
+    from picloud.dashboard import account, auth, users  # noqa: F401  (registers the views)
+
+    app.jinja_env.globals["can"] = can
+    app.register_blueprint(bp)

@@ -1,0 +1,71 @@
+"""Peewee models and the queries that belong to them.
+
+Timestamps are naive UTC datetimes in the database and ISO 8601 with ``Z`` in JSON.
+"""
+import datetime
+
+import peewee
+
+from picloud.db import db
+
+
+def utcnow():
+    """Return the current UTC time, naive, to the microsecond."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def isoformat(moment):
+    """Format a stored UTC datetime for JSON, or None."""
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    username = peewee.CharField(max_length=64, unique=True)
+    password_hash = peewee.CharField(max_length=255)
+    role = peewee.CharField(max_length=16)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    @classmethod
+    def admins(cls):
+        return cls.select().where(cls.role == "admin")
+
+    def to_dict(self):
+        return {
+            "id": self.id,
+            "username": self.username,
+            "role": self.role,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+
+
+class ApiToken(BaseModel):
+    user = peewee.ForeignKeyField(User, backref="tokens", on_delete="CASCADE")
+    name = peewee.CharField(max_length=100)
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    last_used_at = peewee.DateTimeField(null=True)
+
+    def to_dict(self):
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": isoformat(self.created_at),
+            "last_used_at": isoformat(self.last_used_at),
+        }
+
+
+class LoginFailure(BaseModel):
+    """One failed login, kept for the throttling window."""
+
+    username = peewee.CharField(max_length=255, index=True)
+    at = peewee.DateTimeField(default=utcnow, index=True)
