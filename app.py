@@ -7,13 +7,21 @@ from gevent import monkey
 monkey.patch_all()
 
 import logging  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
+
+import gevent  # noqa: E402
 
 from picloud import create_app  # noqa: E402
 from picloud.config import ConfigError, load_settings  # noqa: E402
 from picloud.migrate import SchemaTooNew  # noqa: E402
+from picloud.services import services  # noqa: E402
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log = logging.getLogger("picloud")
+
+# How long in-flight requests may take to finish after SIGTERM.
+SHUTDOWN_GRACE_SECONDS = 65
 
 
 def build_app():
@@ -25,17 +33,28 @@ def build_app():
 
 
 def serve():
-    """Serve on PICLOUD_BIND with gevent's WSGI server."""
+    """Serve on PICLOUD_BIND with gevent's WSGI server until SIGTERM or SIGINT."""
     from gevent.pywsgi import WSGIServer
 
     application = build_app()
     settings = application.config["PICLOUD"]
     host, _, port = settings.bind.rpartition(":")
     server = WSGIServer((host.strip("[]"), int(port)), application, log=None)
-    logging.getLogger("picloud").info(
-        "PiCloud listening on http://%s/admin (user 'admin')", settings.bind
-    )
+    background = services(application)
+
+    def shut_down():
+        log.info("shutting down: finishing in-flight requests")
+        server.stop(timeout=SHUTDOWN_GRACE_SECONDS)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, lambda: gevent.spawn(shut_down))
+
+    server.start()
+    background.start()
+    log.info("PiCloud listening on http://%s/admin (log in as 'admin')", settings.bind)
     server.serve_forever()
+    background.stop(SHUTDOWN_GRACE_SECONDS)
+    log.info("stopped")
 
 
 def main(argv):

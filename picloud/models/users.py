@@ -1,30 +1,7 @@
-"""Peewee models and the queries that belong to them.
-
-Timestamps are naive UTC datetimes in the database and ISO 8601 with ``Z`` in JSON.
-"""
-import datetime
-
+"""Users, API tokens and failed logins."""
 import peewee
 
-from picloud.db import db
-
-
-def utcnow():
-    """Return the current UTC time, naive, to the microsecond."""
-    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-
-
-def isoformat(moment):
-    """Format a stored UTC datetime for JSON, or None."""
-    if moment is None:
-        return None
-    return moment.isoformat(timespec="milliseconds") + "Z"
-
-
-class BaseModel(peewee.Model):
-    class Meta:
-        database = db
-        legacy_table_names = False
+from picloud.models.base import BaseModel, isoformat, utcnow
 
 
 class User(BaseModel):

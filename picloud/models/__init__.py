@@ -1,0 +1,3 @@
+"""Peewee models, one module per part of PiCloud, and the queries that belong to them."""
+from picloud.models.base import BaseModel, isoformat, utcnow  # noqa: F401
+from picloud.models.users import ApiToken, LoginFailure, User  # noqa: F401
