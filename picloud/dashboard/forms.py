@@ -1,7 +1,7 @@
 """WTForms for every dashboard form (validation and CSRF)."""
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Regexp
+from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
 
 from picloud.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, ROLES, USERNAME_RE
 
@@ -41,3 +41,100 @@ class RoleForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A form with nothing but its CSRF token, for buttons that change state."""
+
+
+# Apps, domains, scripts, routes and logs (the app pages).
+
+SLUG_HELP = "Lowercase letters, digits and hyphens; starts and ends with a letter or digit."
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*")
+
+
+class AppForm(FlaskForm):
+    slug = StringField("Slug", validators=[DataRequired(), Length(max=63)], description=SLUG_HELP)
+    name = StringField("Name", validators=[Length(max=200)])
+    description = StringField("Description", validators=[Length(max=2000)])
+    force = BooleanField("Take this slug over from the app that used to have it")
+
+
+class AppDetailsForm(FlaskForm):
+    name = StringField("Name", validators=[Length(max=200)])
+    description = TextAreaField("Description", validators=[Length(max=2000)])
+
+
+class RenameForm(FlaskForm):
+    slug = StringField("New slug", validators=[DataRequired(), Length(max=63)], description=SLUG_HELP)
+    force = BooleanField("Take this slug over")
+
+
+class DeleteAppForm(FlaskForm):
+    confirm_slug = StringField("Type the app's slug to confirm", validators=[DataRequired()])
+
+
+class DomainForm(FlaskForm):
+    pattern = StringField("Domain", validators=[DataRequired(), Length(max=300)])
+
+
+class ScriptForm(FlaskForm):
+    name = StringField(
+        "Name",
+        validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_.-]{1,64}$", message="1-64 letters, digits or . _ -")],
+    )
+    description = StringField("Description", validators=[Length(max=2000)])
+
+
+class SourceForm(FlaskForm):
+    source = TextAreaField("Source")
+
+
+class ScriptSettingsForm(FlaskForm):
+    """Description, timeout and one optional field per sandbox knob (added by ``with_knobs``)."""
+
+    description = StringField("Description", validators=[Length(max=2000)])
+    timeout_seconds = IntegerField("Timeout (seconds)", validators=[InputRequired(), NumberRange(min=1)])
+
+    @classmethod
+    def with_knobs(cls, knobs):
+        """Return a subclass with an optional integer field ``sandbox_<knob>`` per knob."""
+        fields = {
+            f"sandbox_{knob}": IntegerField(knob, validators=[Optional(), NumberRange(min=1)])
+            for knob in knobs
+        }
+        return type("SandboxSettingsForm", (cls,), fields)
+
+
+class RouteForm(FlaskForm):
+    method = SelectField("Method", choices=[(m, "any (*)" if m == "*" else m) for m in HTTP_METHODS])
+    path = StringField("Path", validators=[DataRequired(), Length(max=1000)], default="/")
+    host = SelectField("Host", choices=[("", "any claimed host")])
+    script_id = SelectField("Script", coerce=int, choices=[])
+    dispatch_mode = SelectField("Dispatch", choices=[("sync", "sync"), ("async", "async")])
+    enabled = BooleanField("Enabled", default=True)
+
+
+class ConsoleForm(FlaskForm):
+    method = SelectField("Method", choices=[(m, m) for m in HTTP_METHODS if m != "*"])
+    path = StringField("Path", default="/", validators=[DataRequired(), Length(max=2000)])
+    query = StringField("Query string", validators=[Length(max=4000)], description="e.g. name=pi&page=2")
+    headers = TextAreaField("Headers", validators=[Length(max=16000)], description="One 'Name: value' per line")
+    body = TextAreaField("JSON body", validators=[Length(max=1_048_576)])
+
+
+class LogFilterForm(FlaskForm):
+    """The Logs tab's filters; a GET form, so no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    script = SelectField("Script", choices=[])
+    status = SelectField(
+        "Status",
+        choices=[("", "any status")] + [(s, s) for s in (
+            "ok", "script_error", "bad_script_response", "timeout", "limit_exceeded",
+            "internal_error", "skipped", "queued", "running",
+        )],
+    )
+    source = SelectField(
+        "Source",
+        choices=[("", "any source")] + [(s, s) for s in ("http", "execute", "kv", "docs", "dead_letter")],
+    )
+    live = BooleanField("Live")
