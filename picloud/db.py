@@ -34,6 +34,11 @@ class PooledPostgresDatabase(Psycopg3Database):
 
     def __init__(self, url, *, min_size=1, max_size=10, **kwargs):
         super().__init__(url, **kwargs)
+        # peewee holds one process-wide lock around connect and close. A greenlet
+        # waiting in getconn() while holding it would stop every other greenlet
+        # from giving its connection back: a deadlock. The pool is thread-safe and
+        # peewee's connection state is per greenlet, so no lock is needed.
+        self._lock = peewee._NoopLock()
         self.url = url
         self.pool = ConnectionPool(
             url,

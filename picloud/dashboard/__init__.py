@@ -6,7 +6,7 @@ and a fingerprint of the password hash, so changing a password ends other sessio
 import functools
 import hashlib
 
-from flask import Blueprint, g, redirect, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, request, session, url_for
 
 from picloud.auth import capabilities_of
 from picloud.errors import Forbidden
@@ -61,6 +61,11 @@ def can(capability):
     return user is not None and capability in capabilities_of(user)
 
 
+def has_endpoint(name):
+    """Tell templates whether a view exists (tabs and pages added by later parts)."""
+    return name in current_app.view_functions
+
+
 def render_partial_or_page(page, partial, **context):
     """Render the partial for an htmx request, else the whole page."""
     from flask import render_template
@@ -71,5 +76,5 @@ def render_partial_or_page(page, partial, **context):
 def init_app(app):
     from picloud.dashboard import account, auth, users  # noqa: F401  (registers the views)
 
-    app.jinja_env.globals["can"] = can
+    app.jinja_env.globals.update(can=can, has_endpoint=has_endpoint)
     app.register_blueprint(bp)
