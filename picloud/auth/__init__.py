@@ -48,6 +48,8 @@ ROLE_CAPABILITIES = {
 MAX_FAILURES = 10
 FAILURE_WINDOW = datetime.timedelta(minutes=5)
 
+TOKEN_USE_RESOLUTION = datetime.timedelta(minutes=1)
+
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -67,11 +69,12 @@ def hash_password(password):
 
 
 def verify_password(user, password):
-    """Tell whether the password is the user's (or, for user None, burn the time)."""
+    """Tell whether the password is the user's; for no user, take as long and say no."""
     try:
-        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and bool(user)
+        matches = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return False
+    return matches and user is not None
 
 
 def hash_token(token):
@@ -96,7 +99,13 @@ def user_for_token(token):
         .where(ApiToken.token_hash == hash_token(token))
         .first()
     )
-    return row.user if row else None
+    if row is None:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_RESOLUTION:
+        # Coarse on purpose: one write a minute per token, not one per call.
+        ApiToken.update(last_used_at=now).where(ApiToken.id == row.id).execute()
+    return row.user
 
 
 def retry_after_seconds(username):

@@ -122,3 +122,10 @@ def test_a_user_cannot_revoke_another_users_token(make_user, admin):
     response = api.delete(f"/api/v1/auth/tokens/{admin_tokens[0]['id']}")
     assert response.status_code == 404
     assert admin.get("/api/v1/auth/me").status_code == 200
+
+
+def test_token_use_is_recorded(make_user):
+    _, api = make_user("viewer")
+    api.get("/api/v1/auth/me")
+    tokens = api.get("/api/v1/auth/tokens").json()["tokens"]
+    assert tokens[0]["last_used_at"] is not None and tokens[0]["last_used_at"].endswith("Z")
