@@ -1,0 +1,386 @@
+"""The Scripts tab and the script page: editor, versions, sandbox settings, test console."""
+import datetime
+import json
+from urllib.parse import unquote_plus
+
+from flask import current_app, g, make_response, request, url_for
+
+from picloud.dashboard import bp, login_required
+from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
+from picloud.dashboard.forms import ConfirmForm, ConsoleForm, ScriptForm, ScriptSettingsForm, SourceForm
+from picloud.errors import Conflict, NotFound, ValidationFailed
+from picloud.manager import scripts as manager
+from picloud.manager.routes import route_urls
+from picloud.models import Route, Script
+
+# How long a console run waits for a free execution slot before giving up.
+CONSOLE_WAIT_SECONDS = 5
+
+# What a new script starts from: small, runnable, and showing the globals it gets.
+SCRIPT_TEMPLATE = """\
+-- Runs for each request routed here.
+-- request: method, path, host, params, query, headers, body, json
+-- Return a string, a table (sent as JSON) or {status = ..., headers = ..., body = ...}.
+local name = request.query.name or "world"
+log.info("greeting " .. name)
+return {
+  status = 200,
+  headers = {["content-type"] = "text/plain; charset=utf-8"},
+  body = "Hello, " .. name .. "!",
+}
+"""
+
+
+def _get_script(app, script_id):
+    script = Script.get_or_none((Script.id == script_id) & (Script.app == app))
+    if script is None:
+        raise NotFound("No such script.")
+    return script
+
+
+def _render_list(app, form=None, status=200):
+    listed = Script.select().where(Script.app == app).order_by(Script.name)
+    return render_tab(
+        app,
+        "scripts",
+        "scripts/index.html",
+        status=status,
+        scripts=listed,
+        form=form or ScriptForm(formdata=None),
+    )
+
+
+@bp.get("/apps/<slug>/scripts")
+@login_required()
+@app_page
+def scripts(app):
+    """List the app's scripts, with a form to create one."""
+    return _render_list(app)
+
+
+@bp.post("/apps/<slug>/scripts")
+@login_required("scripts.manage")
+@app_page
+def create_script(app):
+    """Create a script from the starting template and open it in the editor."""
+    form = ScriptForm()
+    if not form.validate_on_submit():
+        return _render_list(app, form, 422)
+    data = {"name": form.name.data.strip(), "source": SCRIPT_TEMPLATE}
+    if form.description.data.strip():
+        data["description"] = form.description.data.strip()
+    try:
+        script = manager.create_script(app, data, g.user)
+    except (Conflict, ValidationFailed) as exc:
+        show_error(form, exc, "name")
+        return _render_list(app, form, exc.status)
+    return go_to(url_for("dashboard.script", slug=app.slug, script_id=script.id))
+
+
+# The script page ---------------------------------------------------------------------
+
+
+def settings_form(script=None, **kwargs):
+    """Return the sandbox settings form, filled from ``script`` unless posted."""
+    info = manager.sandbox_info()
+    form_class = ScriptSettingsForm.with_knobs(info["defaults"])
+    if script is not None and "formdata" not in kwargs and request.method == "GET":
+        kwargs.update(
+            description=script.description or "",
+            timeout_seconds=script.timeout_seconds,
+            **{f"sandbox_{knob}": value for knob, value in (script.sandbox or {}).items()},
+        )
+    form = form_class(**kwargs)
+    form.knobs = [
+        (form[f"sandbox_{knob}"], info["defaults"][knob], info["ceiling"].get(knob))
+        for knob in info["defaults"]
+    ]
+    return form
+
+
+def _script_routes(script):
+    found = []
+    for route in Route.select().where(Route.script == script).order_by(Route.path):
+        found.append({**route.to_dict(), "urls": route_urls(route)})
+    return found
+
+
+@bp.get("/apps/<slug>/scripts/<int:script_id>")
+@login_required()
+@app_page
+def script(app, script_id):
+    """Show the script page: editor, versions, sandbox settings, routes, test console."""
+    script = _get_script(app, script_id)
+    return render_tab(
+        app,
+        "scripts",
+        "scripts/show.html",
+        script=script,
+        source_form=SourceForm(formdata=None),
+        settings_form=settings_form(script),
+        console=ConsoleForm(formdata=None),
+        confirm=ConfirmForm(),
+        versions=manager.script_versions(script),
+        routes=_script_routes(script),
+        error_line=request.args.get("line", type=int),
+        max_timeout=_max_timeout(),
+    )
+
+
+def _max_timeout():
+    return current_app.config["PICLOUD"].max_timeout_seconds
+
+
+@bp.post("/apps/<slug>/scripts/<int:script_id>/source")
+@login_required("scripts.manage")
+@app_page
+def save_source(app, script_id):
+    """Save the editor's source as a new version; a compile error answers 422 with its line."""
+    script = _get_script(app, script_id)
+    form = SourceForm()
+    if not form.validate_on_submit():
+        return _save_status(app, script, error="The form expired; reload the page.", status=400)
+    source = (form.source.data or "").replace("\r\n", "\n")
+    try:
+        script = manager.update_script(script, {"source": source}, g.user)
+    except (ValidationFailed, Conflict) as exc:
+        return _save_status(app, script, error=exc.message, line=exc.extra.get("line"), status=exc.status)
+    response = _save_status(app, script, saved=True)
+    response.headers["HX-Trigger"] = "script-saved"
+    return response
+
+
+def _save_status(app, script, *, saved=False, error=None, line=None, status=200):
+    body, _ = render_tab(
+        app,
+        "scripts",
+        "scripts/_save_status.html",
+        script=script,
+        saved=saved,
+        error=error,
+        line=line,
+    )
+    return make_response(body, status)
+
+
+@bp.get("/apps/<slug>/scripts/<int:script_id>/versions")
+@login_required()
+@app_page
+def versions(app, script_id):
+    """List a script's versions (the history panel refreshes itself after a save)."""
+    script = _get_script(app, script_id)
+    return render_tab(
+        app,
+        "scripts",
+        "scripts/_versions.html",
+        script=script,
+        versions=manager.script_versions(script),
+        confirm=ConfirmForm(),
+    )
+
+
+@bp.get("/apps/<slug>/scripts/<int:script_id>/versions/<int:number>")
+@login_required()
+@app_page
+def version(app, script_id, number):
+    """Show the source of one version."""
+    script = _get_script(app, script_id)
+    return render_tab(
+        app,
+        "scripts",
+        "scripts/_version_source.html",
+        script=script,
+        version=manager.script_version(script, number),
+    )
+
+
+@bp.post("/apps/<slug>/scripts/<int:script_id>/versions/<int:number>/restore")
+@login_required("scripts.manage")
+@app_page
+def restore_version(app, script_id, number):
+    """Make an old version the current source (as a new version) and reopen the editor."""
+    script = _get_script(app, script_id)
+    manager.restore_version(script, number, g.user)
+    return go_to(url_for("dashboard.script", slug=app.slug, script_id=script.id))
+
+
+@bp.post("/apps/<slug>/scripts/<int:script_id>/settings")
+@login_required("scripts.manage")
+@app_page
+def save_script_settings(app, script_id):
+    """Save the description, timeout and sandbox limits (a blank knob means the default)."""
+    script = _get_script(app, script_id)
+    form = settings_form(script)
+    saved = False
+    status = 200
+    if not form.validate_on_submit():
+        status = 422
+    else:
+        data = {
+            "description": form.description.data.strip(),
+            "timeout_seconds": form.timeout_seconds.data,
+            "sandbox": {
+                field.name.removeprefix("sandbox_"): field.data
+                for field, _, _ in form.knobs
+                if field.data is not None
+            },
+        }
+        try:
+            script = manager.update_script(script, data, g.user)
+            saved = True
+        except (ValidationFailed, Conflict) as exc:
+            show_error(form, exc, "timeout_seconds")
+            status = exc.status
+    return render_tab(
+        app,
+        "scripts",
+        "scripts/show.html",
+        "scripts/_settings.html",
+        status=status,
+        script=script,
+        settings_form=form,
+        saved=saved,
+        max_timeout=_max_timeout(),
+    )
+
+
+@bp.post("/apps/<slug>/scripts/<int:script_id>/delete")
+@login_required("scripts.manage")
+@app_page
+def delete_script(app, script_id):
+    """Delete a script that no route or trigger uses."""
+    script = _get_script(app, script_id)
+    try:
+        manager.delete_script(script)
+    except Conflict as exc:
+        return render_tab(
+            app,
+            "scripts",
+            "scripts/show.html",
+            "scripts/_delete.html",
+            status=exc.status,
+            script=script,
+            delete_error=describe_error(exc),
+            confirm=ConfirmForm(),
+        )
+    return go_to(url_for("dashboard.scripts", slug=app.slug))
+
+
+# The test console --------------------------------------------------------------------
+
+
+@bp.post("/apps/<slug>/scripts/<int:script_id>/run")
+@login_required("scripts.execute")
+@app_page
+def run_script(app, script_id):
+    """Run the saved script with a request built from the console and show the outcome."""
+    from picloud.orchestrator import run_script as orchestrate
+
+    script = _get_script(app, script_id)
+    form = ConsoleForm()
+    result = None
+    status = 200
+    if form.validate_on_submit() and _parse_console(form):
+        execution, outcome = orchestrate(
+            script,
+            globals={"request": form.request_table},
+            source="execute",
+            wait_seconds=CONSOLE_WAIT_SECONDS,
+            principal=g.user,
+        )
+        result = console_result(execution, outcome)
+    else:
+        status = 422
+    return render_tab(
+        app,
+        "scripts",
+        "scripts/show.html",
+        "scripts/_console.html",
+        status=status,
+        script=script,
+        console=form,
+        result=result,
+    )
+
+
+def console_result(execution, outcome):
+    """Flatten a run's outcome into what the console shows."""
+    response = None
+    if outcome.response is not None:
+        response = {
+            "status": outcome.response.status,
+            "headers": list(outcome.response.headers),
+            "body": _readable_body(outcome.response),
+        }
+    logs = execution.get("logs") if execution else None
+    if logs is None:
+        logs = [
+            {"level": level, "message": message, "at": _iso(at)} for level, message, at in outcome.logs
+        ]
+    return {
+        "status": getattr(outcome.status, "value", outcome.status),
+        "http_status": (execution or {}).get("http_status"),
+        "execution_id": (execution or {}).get("id"),
+        "duration_ms": round(outcome.duration_ms, 2) if outcome.duration_ms is not None else None,
+        "usage": outcome.usage or {},
+        "error": outcome.error,
+        "limit": outcome.limit,
+        "response": response,
+        "logs": logs,
+    }
+
+
+def _readable_body(response):
+    text = response.body.decode("utf-8", "replace")
+    content_type = next((v for k, v in response.headers if k.lower() == "content-type"), "")
+    if "json" in content_type:
+        try:
+            return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except ValueError:
+            pass
+    return text
+
+
+def _iso(at):
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _parse_console(form):
+    """Build the script's ``request`` table from the console, or mark the faulty field."""
+    headers = {}
+    for number, line in enumerate((form.headers.data or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            form.headers.errors.append(f"Line {number} is not 'Name: value'.")
+            return False
+        headers.setdefault(name.strip().lower(), value.strip())
+    body = form.body.data or ""
+    decoded = None
+    if body.strip():
+        try:
+            decoded = json.loads(body)
+        except ValueError as exc:
+            form.body.errors.append(f"Not valid JSON: {exc}")
+            return False
+        headers.setdefault("content-type", "application/json")
+    path = form.path.data.strip()
+    if not path.startswith("/"):
+        path = "/" + path
+    query = {}
+    for pair in (form.query.data or "").lstrip("?").split("&"):
+        if pair:
+            key, _, value = pair.partition("=")
+            query.setdefault(unquote_plus(key), unquote_plus(value))
+    form.request_table = {
+        "method": form.method.data,
+        "path": path,
+        "host": request.host.rsplit(":", 1)[0],
+        "params": {},
+        "query": query,
+        "headers": headers,
+        "body": body,
+        "json": decoded,
+    }
+    return True
