@@ -1,3 +1,4 @@
 """Peewee models, one module per part of PiCloud, and the queries that belong to them."""
 from picloud.models.base import BaseModel, isoformat, utcnow  # noqa: F401
 from picloud.models.users import ApiToken, LoginFailure, User  # noqa: F401
+from picloud.models.apps import App, AppSlugHistory, ConfigVersion, Domain, Execution, Route, Script, ScriptVersion  # noqa: F401

@@ -1,0 +1,40 @@
+"""Validation and writes shared by the admin API and the dashboard.
+
+Each function takes plain values, raises the ``picloud.errors`` exception whose code
+API.md names, and writes inside one transaction, so bad input never leaves half-written
+data behind. Every change that routing depends on goes through ``config_change``.
+"""
+from flask import current_app
+
+from picloud.errors import ValidationFailed
+
+
+def settings():
+    """Return the running app's Settings."""
+    return current_app.config["PICLOUD"]
+
+
+def text_field(field, value, *, max_length, default=None):
+    """Check an optional text field and return it (or the default when absent)."""
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ValidationFailed(field, f"{field} must be a string.")
+    if len(value) > max_length:
+        raise ValidationFailed(field, f"{field} must be at most {max_length} characters.")
+    return value
+
+
+def bool_field(field, value, *, default=False):
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValidationFailed(field, f"{field} must be true or false.")
+    return value
+
+
+def reject_unknown(data, allowed):
+    """Raise 422 naming the first field of ``data`` that is not in ``allowed``."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ValidationFailed(unknown[0], f"Unknown field {unknown[0]!r}.")

@@ -1,0 +1,244 @@
+"""Apps: slugs and their history, creation, renames, deletion, counts and activity."""
+import datetime
+import re
+
+from peewee import IntegrityError
+
+from picloud.errors import Conflict, NotFound, ValidationFailed
+from picloud.manager import bool_field, reject_unknown, text_field
+from picloud.models import App, AppSlugHistory, Domain, Execution, Route, Script, ScriptVersion, utcnow
+from picloud.routing.cache import config_change
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+RESERVED_SLUGS = frozenset({"admin", "api", "internal", "__internal__"})
+DEFAULT_SLUG = "default"
+DEFAULT_HOSTS = ("localhost", "127.0.0.1")
+NAME_MAX = 200
+DESCRIPTION_MAX = 4000
+
+HELLO_SOURCE = 'return "Hello from PiCloud!"\n'
+
+
+class FormerSlug(Exception):
+    """The slug is a former slug of an app; answer with a redirect to its current one."""
+
+    def __init__(self, app, slug):
+        super().__init__(f"{slug!r} is a former slug of {app.slug!r}")
+        self.app = app
+        self.slug = slug
+
+
+def resolve_app(id_or_slug):
+    """Return the app with this id or live slug; FormerSlug or NotFound otherwise."""
+    if isinstance(id_or_slug, int) and not isinstance(id_or_slug, bool):
+        app = App.get_or_none(App.id == id_or_slug)
+        if app is None:
+            raise NotFound("No such app.")
+        return app
+    key = str(id_or_slug)
+    if key.isascii() and key.isdigit() and len(key) < 19:
+        app = App.get_or_none(App.id == int(key))
+        if app is not None:
+            return app
+    if len(key) > 63:
+        raise NotFound("No such app.")
+    app = App.by_slug(key)
+    if app is not None:
+        return app
+    former = (
+        AppSlugHistory.select(AppSlugHistory, App)
+        .join(App)
+        .where(AppSlugHistory.slug == key)
+        .first()
+    )
+    if former is not None:
+        raise FormerSlug(former.app, key)
+    raise NotFound("No such app.")
+
+
+def check_slug(slug, app=None):
+    """Tell whether a new app (or ``app``, renamed) may take ``slug``: the slug:check body."""
+    result = {"slug": slug, "available": False, "reason": None, "held_by": None, "requires_force": False}
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        result["reason"] = "invalid"
+    elif slug in RESERVED_SLUGS:
+        result["reason"] = "reserved"
+    else:
+        holder = App.by_slug(slug)
+        former = None if holder else _history_row(slug)
+        if holder is not None and (app is None or holder.id != app.id):
+            result.update(reason="taken", held_by=_held_by(holder))
+        elif former is not None and (app is None or former.app_id != app.id):
+            result.update(reason="in_history", held_by=_held_by(former.app), requires_force=True)
+    result["available"] = result["reason"] is None
+    return result
+
+
+def create_app(slug, name=None, description=None, force=False):
+    """Create an app; 422 for a bad slug, 409 slug_taken or slug_in_history."""
+    _validate_slug(slug)
+    name = text_field("name", name, max_length=NAME_MAX) or slug
+    description = text_field("description", description, max_length=DESCRIPTION_MAX, default="")
+    force = bool_field("force", force)
+    try:
+        with config_change():
+            _take_slug(slug, None, force)
+            return App.create(slug=slug, name=name, description=description)
+    except IntegrityError:
+        raise _slug_taken(slug) from None
+
+
+def update_app(app, **fields):
+    """Change an app's name, description or slug (recording the old slug in history)."""
+    reject_unknown(fields, ("name", "description", "slug", "force"))
+    force = bool_field("force", fields.get("force"))
+    changes = {}
+    if "name" in fields:
+        changes["name"] = text_field("name", fields["name"], max_length=NAME_MAX) or app.slug
+    if "description" in fields:
+        changes["description"] = text_field("description", fields["description"], max_length=DESCRIPTION_MAX, default="")
+    new_slug = fields.get("slug")
+    if new_slug is not None and new_slug != app.slug:
+        _validate_slug(new_slug)
+        if app.slug == DEFAULT_SLUG:
+            raise Conflict("The default app cannot be renamed.", code="default_app")
+        changes["slug"] = new_slug
+    try:
+        with config_change():
+            if "slug" in changes:
+                _take_slug(new_slug, app, force)
+                AppSlugHistory.create(app=app, slug=app.slug)
+            changes["updated_at"] = utcnow()
+            App.update(**changes).where(App.id == app.id).execute()
+    except IntegrityError:
+        raise _slug_taken(new_slug) from None
+    return App.get_by_id(app.id)
+
+
+def delete_app(app):
+    """Delete an app and everything it owns, table by table, in one transaction."""
+    if app.slug == DEFAULT_SLUG:
+        raise Conflict("The default app cannot be deleted.", code="default_app")
+    with config_change():
+        for delete in _OWNED_DELETES:
+            delete(app.id)
+        App.delete().where(App.id == app.id).execute()
+
+
+# Deletes of everything an app owns, children before parents. Other parts append
+# theirs (triggers, data, outbox, dead letters) with ``owned_by_app``.
+_OWNED_DELETES = [
+    lambda app_id: Execution.delete().where(Execution.app_id == app_id).execute(),
+    lambda app_id: Route.delete().where(Route.app == app_id).execute(),
+    lambda app_id: ScriptVersion.delete().where(ScriptVersion.app == app_id).execute(),
+    lambda app_id: Script.delete().where(Script.app == app_id).execute(),
+    lambda app_id: Domain.delete().where(Domain.app == app_id).execute(),
+    lambda app_id: AppSlugHistory.delete().where(AppSlugHistory.app == app_id).execute(),
+]
+
+
+def owned_by_app(delete):
+    """Register ``delete(app_id)`` to run first when an app is deleted."""
+    _OWNED_DELETES.insert(0, delete)
+    return delete
+
+
+def app_counts(app):
+    """Return the numbers the app overview shows."""
+    since = utcnow() - datetime.timedelta(hours=24)
+    runs, errors = Execution.counts_since(app, since)
+    return {
+        "scripts": Script.for_app(app).count(),
+        "routes": Route.for_app(app).count(),
+        "domains": Domain.for_app(app).count(),
+        "executions_24h": runs,
+        "errors_24h": errors,
+    }
+
+
+def hourly_activity(app, hours=24):
+    """Return runs and errors per hour, oldest first, one entry for every hour."""
+    now = utcnow().replace(minute=0, second=0, microsecond=0)
+    first = now - datetime.timedelta(hours=hours - 1)
+    counts = Execution.per_hour(app, first)
+    activity = []
+    for n in range(hours):
+        hour = first + datetime.timedelta(hours=n)
+        runs, errors = counts.get(hour, (0, 0))
+        activity.append({"hour": hour, "runs": runs, "errors": errors})
+    return activity
+
+
+def ensure_default_app():
+    """Create the ``default`` app if missing; give it the hello route if it has no scripts.
+
+    Safe when several workers start at once: the unique slug, claims and script name
+    let exactly one of them win, and the losers' transactions roll back whole.
+    """
+    app = App.by_slug(DEFAULT_SLUG)
+    if app is None:
+        try:
+            with config_change():
+                app = App.create(slug=DEFAULT_SLUG, name="Default", description="Serves localhost.")
+                for host in DEFAULT_HOSTS:
+                    if not Domain.select().where(Domain.pattern == host).exists():
+                        Domain.create(app=app, pattern=host, kind="exact")
+        except IntegrityError:
+            app = App.by_slug(DEFAULT_SLUG)
+    if app is None or Script.for_app(app).exists():
+        return app
+    try:
+        with config_change():
+            script = Script.create(app=app, name="hello", source=HELLO_SOURCE, description="Hello World.")
+            ScriptVersion.create(app=app, script=script, version=1, source=HELLO_SOURCE)
+            Route.create(app=app, method="GET", path="/", script=script)
+    except IntegrityError:
+        pass  # another worker created it first
+    return app
+
+
+def _validate_slug(slug):
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        raise ValidationFailed(
+            "slug", "A slug is 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen."
+        )
+    if slug in RESERVED_SLUGS:
+        raise ValidationFailed("slug", f"The slug {slug!r} is reserved.", reason="reserved")
+
+
+def _take_slug(slug, app, force):
+    """Make ``slug`` free for ``app`` (None: a new app), or raise 409."""
+    holder = App.by_slug(slug)
+    if holder is not None and (app is None or holder.id != app.id):
+        raise _slug_taken(slug, holder)
+    former = _history_row(slug)
+    if former is None:
+        return
+    if app is None or former.app_id != app.id:
+        if not force:
+            raise Conflict(
+                f"The slug {slug!r} is a former slug of another app; send force to take it.",
+                code="slug_in_history",
+                held_by=_held_by(former.app),
+            )
+    # Taking the slug ends its redirect, whether the app takes back its own or forces.
+    AppSlugHistory.delete().where(AppSlugHistory.id == former.id).execute()
+
+
+def _history_row(slug):
+    return (
+        AppSlugHistory.select(AppSlugHistory, App)
+        .join(App)
+        .where(AppSlugHistory.slug == slug)
+        .first()
+    )
+
+
+def _held_by(app):
+    return {"id": app.id, "slug": app.slug}
+
+
+def _slug_taken(slug, holder=None):
+    holder = holder or App.by_slug(slug)
+    extra = {"held_by": _held_by(holder)} if holder else {}
+    return Conflict(f"The slug {slug!r} is taken.", code="slug_taken", **extra)

@@ -1,0 +1,140 @@
+"""Per-process caches of domains, apps, routes and scripts, and their invalidation.
+
+A change (``config_change``) bumps the ``config_version`` counter in its own transaction
+and, on PostgreSQL, sends ``NOTIFY picloud_config``. The changing process drops its
+cache as soon as the transaction commits, so it never serves a stale route after its
+own API call returned. Other processes hear the NOTIFY on a dedicated connection
+(``ConfigListener``) or, on SQLite or while that connection is down, compare the
+counter at most every half second.
+"""
+import contextlib
+import logging
+import threading
+import time
+
+import psycopg
+
+from picloud.db import db, is_postgres
+from picloud.models.apps import ConfigVersion
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "picloud_config"
+# How stale another process's change may be, at most, on the polling path.
+CHECK_INTERVAL = 0.5
+
+
+class ConfigCache:
+    """Loaded lookups keyed by name, dropped together on any configuration change."""
+
+    def __init__(self):
+        self._generation = 0
+        self._entries = {}
+        self._seen_version = None
+        self._checked_at = 0.0
+        # True while a LISTEN connection delivers every change (PostgreSQL only).
+        self.listening = False
+
+    def get(self, key, load):
+        """Return the cached value for key, loading it on a miss."""
+        self.check_remote()
+        try:
+            return self._entries[key]
+        except KeyError:
+            pass
+        generation = self._generation
+        value = load()
+        # A change committed while loading may have been read half: keep it only if
+        # no invalidation happened meanwhile.
+        if generation == self._generation:
+            self._entries[key] = value
+        return value
+
+    def invalidate(self):
+        self._generation += 1
+        self._entries = {}
+
+    def check_remote(self):
+        """Notice another process's change by the counter, at most every CHECK_INTERVAL."""
+        if self.listening:
+            return
+        now = time.monotonic()
+        if now - self._checked_at < CHECK_INTERVAL:
+            return
+        self._checked_at = now
+        try:
+            version = ConfigVersion.current()
+        except Exception:
+            self._checked_at = 0.0  # check again on the next lookup
+            raise
+        if version != self._seen_version:
+            if self._seen_version is not None:
+                self.invalidate()
+            self._seen_version = version
+
+
+cache = ConfigCache()
+
+
+@contextlib.contextmanager
+def config_change():
+    """Run a block as one transaction that every process's cache will notice."""
+    if is_postgres():
+        with db.atomic():
+            # Serialise configuration changes between processes: every check-then-write
+            # in the manager (slugs, conflicts, claims) then sees committed state.
+            db.execute_sql("SELECT pg_advisory_xact_lock(7419231)")
+            yield
+            ConfigVersion.bump()
+            db.execute_sql("SELECT pg_notify(%s, '')", (CHANNEL,))
+            db.after_commit(cache.invalidate)
+    else:
+        # IMMEDIATE takes SQLite's write lock up front, with the same effect.
+        with db.atomic("IMMEDIATE") if db.transaction_depth() == 0 else db.atomic():
+            yield
+            ConfigVersion.bump()
+            db.after_commit(cache.invalidate)
+    cache.invalidate()
+
+
+class ConfigListener:
+    """A service holding a LISTEN connection on PostgreSQL; drops the cache on NOTIFY."""
+
+    RETRY_SECONDS = 1.0
+
+    def __init__(self, url):
+        self.url = url
+        self._stopping = threading.Event()
+        self._thread = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="config-listener", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout=None):
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(min(timeout or 2.0, 2.0))
+
+    def _run(self):
+        while not self._stopping.is_set():
+            try:
+                self.listen_once()
+            except Exception as exc:
+                log.warning("config listener lost its connection: %s", exc)
+            finally:
+                cache.listening = False
+            self._stopping.wait(self.RETRY_SECONDS)
+
+    def listen_once(self):
+        """Hold one LISTEN connection until it fails or the service stops."""
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"LISTEN {CHANNEL}")
+            # Whatever changed while nobody listened is covered by starting afresh.
+            cache.invalidate()
+            cache.listening = True
+            while not self._stopping.is_set():
+                for _ in conn.notifies(timeout=1.0):
+                    cache.invalidate()
+                # A dead server shows up here rather than as a silent, endless wait.
+                conn.execute("SELECT 1")

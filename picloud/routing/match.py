@@ -1,0 +1,271 @@
+"""Host → app and request → route resolution, as pure functions over plain tables.
+
+Nothing here touches the database or Flask: the tables are built by ``tables.py``
+from cached rows, and every rule of API.md §4 (host resolution) and §6 (matching)
+lives in this one module so it can be tested as a table of cases.
+"""
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+import idna
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+ANY_METHOD = "*"
+
+# Segment kinds, in order of specificity: a lower number wins.
+LITERAL, PARAM, CATCH_ALL = 0, 1, 2
+
+_LABEL_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+_PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# A literal segment: anything but whitespace and the characters that end a path.
+_LITERAL_RE = re.compile(r"^[^\s/?#]+$")
+
+
+class InvalidHost(ValueError):
+    """The text is not a host name."""
+
+
+class InvalidPath(ValueError):
+    """The text is not a route path."""
+
+
+# Hosts -------------------------------------------------------------------------------
+
+
+def to_ascii_host(text):
+    """Return a host name lowercased and in punycode, without a trailing dot."""
+    host = text.strip()
+    if host.endswith("."):
+        host = host[:-1]
+    if not host:
+        raise InvalidHost("A host name cannot be empty.")
+    if not host.isascii():
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError) as exc:
+            raise InvalidHost(f"Not a valid international host name: {exc}") from None
+    host = host.lower()
+    if len(host) > 253:
+        raise InvalidHost("A host name is at most 253 characters.")
+    for label in host.split("."):
+        if not _LABEL_RE.match(label):
+            raise InvalidHost(f"{text!r} is not a valid host name.")
+    return host
+
+
+def normalize_host(raw):
+    """Return the host of a ``Host`` header: lowercased, no port, no trailing dot; or None."""
+    if not raw:
+        return None
+    host = raw.strip().lower()
+    if host.startswith("["):  # an IPv6 literal, with or without a port
+        end = host.find("]")
+        return host[: end + 1] if end > 0 else None
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit():
+        host = name
+    if host.endswith("."):
+        host = host[:-1]
+    if not host:
+        return None
+    if not host.isascii():
+        try:
+            host = to_ascii_host(host)
+        except InvalidHost:
+            return None
+    return host
+
+
+def host_matches(pattern, host):
+    """Tell whether a claim or route host pattern covers a concrete host."""
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return host == pattern
+
+
+def claim_covers(claim, route_host):
+    """Tell whether a domain claim covers a route's host (itself a host or a wildcard)."""
+    if route_host.startswith("*."):
+        return claim.startswith("*.") and (route_host == claim or route_host.endswith(claim[1:]))
+    return host_matches(claim, route_host)
+
+
+@dataclass(frozen=True)
+class DomainTable:
+    """Exact claims by host, and wildcard suffixes longest first."""
+
+    exact: dict
+    wildcards: tuple  # ((".example.com", app_id), ...) longest suffix first
+
+    @classmethod
+    def build(cls, claims):
+        """Build from (pattern, app_id) pairs."""
+        exact, wildcards = {}, []
+        for pattern, app_id in claims:
+            if pattern.startswith("*."):
+                wildcards.append((pattern[1:], app_id))
+            else:
+                exact[pattern] = app_id
+        wildcards.sort(key=lambda item: len(item[0]), reverse=True)
+        return cls(exact, tuple(wildcards))
+
+    def resolve(self, host):
+        """Return the app id claiming a normalised host, or None."""
+        if host is None:
+            return None
+        app_id = self.exact.get(host)
+        if app_id is not None:
+            return app_id
+        for suffix, app_id in self.wildcards:
+            if host.endswith(suffix):
+                return app_id
+        return None
+
+
+# Paths -------------------------------------------------------------------------------
+
+
+def parse_path(path):
+    """Return a route path's segments as ((kind, text), ...), or raise InvalidPath."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise InvalidPath("A path starts with '/'.")
+    if len(path) > 1024:
+        raise InvalidPath("A path is at most 1024 characters.")
+    parts = path.strip("/").split("/") if path.strip("/") else []
+    if path.endswith("//") or any(part == "" for part in parts):
+        raise InvalidPath("A path cannot contain empty segments ('//').")
+    segments, names = [], set()
+    for index, part in enumerate(parts):
+        if part[0] in ":*":
+            name = part[1:]
+            if not _PARAM_NAME_RE.match(name):
+                raise InvalidPath(f"{part!r}: a parameter name is a letter or _ then letters, digits or _.")
+            if name in names:
+                raise InvalidPath(f"The parameter {name!r} appears twice.")
+            names.add(name)
+            if part[0] == "*" and index != len(parts) - 1:
+                raise InvalidPath("A catch-all '*name' can only be the last segment.")
+            segments.append((CATCH_ALL if part[0] == "*" else PARAM, name))
+        else:
+            if not _LITERAL_RE.match(part):
+                raise InvalidPath(f"{part!r} holds characters a path segment cannot.")
+            segments.append((LITERAL, unquote(part)))
+    return tuple(segments)
+
+
+def path_shape(segments):
+    """Return what two paths must share to conflict: literals and kinds, not names."""
+    return tuple(text if kind == LITERAL else kind for kind, text in segments)
+
+
+def split_request_path(raw_path):
+    """Split a raw (still percent-encoded) request path into decoded segments."""
+    stripped = raw_path.strip("/")
+    if not stripped:
+        return ()
+    return tuple(unquote(part, errors="replace") for part in stripped.split("/"))
+
+
+def match_segments(segments, parts):
+    """Return the params if a route's segments match the request's parts, else None."""
+    params = {}
+    count = len(segments)
+    for index, (kind, text) in enumerate(segments):
+        if kind == CATCH_ALL:
+            params[text] = "/".join(parts[index:])
+            return params
+        if index >= len(parts):
+            return None
+        if kind == LITERAL:
+            if parts[index] != text:
+                return None
+        else:
+            params[text] = parts[index]
+    return params if count == len(parts) else None
+
+
+# Routes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledRoute:
+    """An enabled route, ready to match."""
+
+    id: int
+    method: str
+    segments: tuple
+    host: str | None
+    script_id: int
+    dispatch_mode: str = "sync"
+    retry: dict | None = field(default=None, compare=False)
+
+    @property
+    def specificity(self):
+        return tuple(kind for kind, _ in self.segments)
+
+
+@dataclass(frozen=True)
+class Match:
+    route: CompiledRoute
+    params: dict
+
+
+@dataclass(frozen=True)
+class MethodNotAllowed:
+    allow: tuple
+
+
+def host_rank(route_host, host):
+    """Rank how a route's host applies to a request host (lower wins), or None."""
+    if route_host is None:
+        return (2, 0)
+    if route_host.startswith("*."):
+        return (1, -len(route_host)) if host_matches(route_host, host) else None
+    return (0, 0) if route_host == host else None
+
+
+def method_rank(route_method, method):
+    """Rank how a route's method applies to a request method (lower wins), or None."""
+    if route_method == method:
+        return 0
+    if method == "HEAD" and route_method == "GET":
+        return 1
+    if route_method == ANY_METHOD:
+        return 2
+    return None
+
+
+def match_route(routes, method, host, parts):
+    """Pick the route for a request: a Match, a MethodNotAllowed, or None (no route)."""
+    best_key, best = None, None
+    allowed = set()
+    for route in routes:
+        h_rank = host_rank(route.host, host)
+        if h_rank is None:
+            continue
+        params = match_segments(route.segments, parts)
+        if params is None:
+            continue
+        m_rank = method_rank(route.method, method)
+        if m_rank is None:
+            allowed.add(route.method)
+            continue
+        key = (h_rank, route.specificity, m_rank)
+        if best_key is None or key < best_key:
+            best_key, best = key, Match(route, params)
+    if best is not None:
+        return best
+    if allowed:
+        return MethodNotAllowed(allow_header(allowed))
+    return None
+
+
+def allow_header(methods):
+    """Return the methods to list in ``Allow`` for routes with these methods."""
+    if ANY_METHOD in methods:
+        return METHODS
+    methods = set(methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return tuple(m for m in METHODS if m in methods)
