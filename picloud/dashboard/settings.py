@@ -70,11 +70,11 @@ def rename_app(app):
         return _render(app, 422, rename=form)
     new_slug = form.slug.data.strip()
     try:
-        update_app(app, slug=new_slug, force=form.force.data)
+        renamed = update_app(app, slug=new_slug, force=form.force.data)
     except (Conflict, ValidationFailed) as exc:
         show_error(form, exc, "slug")
         return _render(app, exc.status, rename=form, check=check_slug(new_slug, app=app))
-    return go_to(url_for("dashboard.app_settings", slug=app.slug))
+    return go_to(url_for("dashboard.app_settings", slug=renamed.slug))
 
 
 @bp.post("/apps/<slug>/settings/delete")
