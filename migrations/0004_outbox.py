@@ -67,6 +67,7 @@ def up(migrator, db):
         parent_execution_id = CharField(max_length=36, null=True)
         execution_id = CharField(max_length=36)
         attempt = IntegerField(default=1)
+        queued_at = DateTimeField(default=datetime.datetime.utcnow)
         available_at = DateTimeField()
         claimed_by = CharField(max_length=64, null=True)
         lease_until = DateTimeField(null=True)

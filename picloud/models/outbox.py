@@ -89,7 +89,8 @@ class OutboxEvent(BaseModel):
     parent_execution_id = peewee.CharField(max_length=36, null=True)
     execution_id = peewee.CharField(max_length=36)
     attempt = peewee.IntegerField(default=1)
-    available_at = peewee.DateTimeField()
+    queued_at = peewee.DateTimeField(default=utcnow)  # when this attempt was queued
+    available_at = peewee.DateTimeField()  # when it is due
     claimed_by = peewee.CharField(max_length=64, null=True)
     lease_until = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)

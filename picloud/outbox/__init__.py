@@ -1,0 +1,156 @@
+"""The outbox: durable queue of trigger events and async requests, drained by the dispatcher.
+
+Writers add events inside their own transaction, so a change and the events it causes
+commit together or not at all (API.md §7, §9). After the commit the dispatcher must
+learn there is work:
+
+- on PostgreSQL every write also runs ``NOTIFY picloud_outbox`` in its transaction, which
+  PostgreSQL delivers at commit to every dispatcher's ``LISTEN`` connection, this
+  process's included;
+- on SQLite a transaction never yields to other greenlets (the driver blocks), so the
+  local dispatcher is woken at once and can only run after the writer has committed.
+  Other processes sharing the file notice within ``PICLOUD_DISPATCH_POLL_MS``.
+
+``wake()`` is public for code that wants to nudge the local dispatcher itself.
+"""
+import fnmatch
+import uuid
+
+from picloud.db import db, is_postgres
+from picloud.models import Execution, OutboxEvent, Trigger, isoformat, utcnow
+from picloud.models.outbox import TRIGGER_OPS
+from picloud.outbox.retry import validate_retry
+
+CHANNEL = "picloud_outbox"
+
+_dispatcher = None  # this process's running Dispatcher, once started
+
+
+def matches(trigger, op, name):
+    """Tell whether a data trigger fires for ``op`` on key or collection ``name``."""
+    ops = trigger.ops or ()
+    if ops and op not in ops:
+        return False
+    return fnmatch.fnmatchcase(name, trigger.glob)
+
+
+def emit_data_event(app_id, *, kind, op, name, payload, trigger_depth, parent_execution_id=None):
+    """Queue one event per matching enabled trigger; return how many were written.
+
+    Call it inside the transaction that makes the change. ``name`` is the key (kind
+    ``kv``) or the collection (``docs``); ``payload`` holds the event's other fields
+    (``key, value, prev_value, at`` or ``collection, id, data, prev_data, at``);
+    ``trigger_depth`` is the depth of the run that made the change (0 for HTTP runs and
+    the admin API) — the triggered runs get one more.
+    """
+    if op not in TRIGGER_OPS.get(kind, ()):
+        raise ValueError(f"no {kind!r} trigger listens to op {op!r}")
+    triggers = [t for t in Trigger.enabled_for(app_id, kind) if matches(t, op, name)]
+    if not triggers:
+        return 0
+    now = utcnow()
+    event = {"kind": kind, "op": op, **payload}
+    event.setdefault("at", isoformat(now))
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "app": app_id,
+            "kind": kind,
+            "trigger_id": trigger.id,
+            "script": trigger.script_id,
+            "payload": event,
+            "principal": trigger.principal,
+            "retry": trigger.retry,
+            "trigger_depth": trigger_depth + 1,
+            "parent_execution_id": parent_execution_id,
+            "execution_id": str(uuid.uuid4()),
+            "attempt": 1,
+            "queued_at": now,
+            "available_at": now,
+            "created_at": now,
+        }
+        for trigger in triggers
+    ]
+    OutboxEvent.insert_many(rows).execute()
+    announce()
+    return len(rows)
+
+
+def enqueue_http_request(route, request_globals, *, app_id=None):
+    """Queue an async route's request; return ``{"execution_id", "accepted_at"}`` for the 202.
+
+    The first attempt's execution is written as ``queued`` in the same transaction, so
+    ``GET /api/v1/admin/executions/{id}`` finds it at once.
+    """
+    if app_id is None:
+        app_id = getattr(route, "app_id", None)
+    if app_id is None:
+        from picloud.routing import tables
+
+        app_id = tables.script(route.script_id).app_id
+    now = utcnow()
+    event_id, execution_id = str(uuid.uuid4()), str(uuid.uuid4())
+    with db.atomic():
+        OutboxEvent.insert(
+            id=event_id,
+            app=app_id,
+            kind="http",
+            trigger_id=None,
+            script=route.script_id,
+            payload=request_globals,
+            principal=None,
+            retry=route.retry or validate_retry(None),
+            trigger_depth=0,
+            execution_id=execution_id,
+            attempt=1,
+            queued_at=now,
+            available_at=now,
+            created_at=now,
+        ).execute()
+        record_queued(
+            execution_id=execution_id,
+            app_id=app_id,
+            script_id=route.script_id,
+            source="http",
+            queued_at=now,
+            attempt=1,
+            trigger_id=None,
+            trigger_depth=0,
+            event_id=event_id,
+            parent_execution_id=None,
+        )
+        announce()
+    return {"execution_id": execution_id, "accepted_at": isoformat(now)}
+
+
+def record_queued(**fields):
+    """Write a ``queued`` execution row (inside the caller's transaction)."""
+    Execution.insert(status="queued", logs=[], **fields).on_conflict_ignore().execute()
+
+
+def announce():
+    """Tell dispatchers that events will be due once the current transaction commits."""
+    if is_postgres():
+        db.execute_sql(f"NOTIFY {CHANNEL}")
+    else:
+        wake()
+
+
+def wake():
+    """Wake this process's dispatcher now."""
+    if _dispatcher is not None:
+        _dispatcher.wake()
+
+
+def init_app(app):
+    """Register this process's dispatcher as a background service."""
+    from picloud.outbox.dispatcher import Dispatcher
+    from picloud.services import services
+
+    services(app).add(Dispatcher(app.config["PICLOUD"]))
+
+
+def set_dispatcher(dispatcher):
+    """Make ``dispatcher`` the one ``wake()`` reaches (None when it stops)."""
+    global _dispatcher
+    _dispatcher = dispatcher

@@ -1,0 +1,116 @@
+"""Claiming due outbox events, the one place that knows how SQLite and PostgreSQL differ.
+
+A claim stamps events with the claiming process's id and a lease. While the lease runs,
+no other process claims them; a process that dies leaves its leases to expire, and its
+events are claimed again. Every later write of a claimed event is guarded by
+``claimed_by`` so a process that lost its lease can never overwrite the new owner's work.
+"""
+import datetime
+
+from picloud.db import db, is_postgres
+from picloud.models import OutboxEvent, utcnow
+
+LEASE_SECONDS = 30
+
+_COLUMNS = ", ".join(f.column_name for f in OutboxEvent._meta.sorted_fields)
+
+# PostgreSQL: SKIP LOCKED lets any number of processes claim side by side, each taking
+# rows the others have not locked. SQLite serialises writers, so the same statement
+# without the row locks claims atomically there (RETURNING needs SQLite 3.35).
+_CLAIM = {
+    "postgres": f"""
+        UPDATE outbox_events SET claimed_by = %s, lease_until = %s
+        WHERE id IN (
+            SELECT id FROM outbox_events
+            WHERE available_at <= %s AND (lease_until IS NULL OR lease_until < %s)
+            ORDER BY available_at
+            LIMIT %s
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING {_COLUMNS}
+    """,
+    "sqlite": f"""
+        UPDATE outbox_events SET claimed_by = ?, lease_until = ?
+        WHERE id IN (
+            SELECT id FROM outbox_events
+            WHERE available_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+            ORDER BY available_at
+            LIMIT ?
+        )
+        RETURNING {_COLUMNS}
+    """,
+}
+
+
+def write_transaction():
+    """Open a transaction that will write.
+
+    On SQLite a plain BEGIN defers taking the write lock to the first write, and a
+    transaction that read first may then fail at once instead of waiting its turn;
+    BEGIN IMMEDIATE waits for the lock up front.
+    """
+    if is_postgres():
+        return db.atomic()
+    return db.atomic(lock_type="IMMEDIATE")
+
+
+def lease_end(now=None):
+    return (now or utcnow()) + datetime.timedelta(seconds=LEASE_SECONDS)
+
+
+def claim_due_events(worker_id, limit, now=None):
+    """Claim up to ``limit`` due events for ``worker_id``; return them, oldest due first."""
+    if limit <= 0:
+        return []
+    now = now or utcnow()
+    sql = _CLAIM["postgres" if is_postgres() else "sqlite"]
+    with write_transaction():
+        events = list(OutboxEvent.raw(sql, worker_id, lease_end(now), now, now, limit))
+    events.sort(key=lambda e: e.available_at)
+    return events
+
+
+def renew_leases(worker_id, event_ids, now=None):
+    """Extend the leases this worker still holds on ``event_ids``; return how many."""
+    if not event_ids:
+        return 0
+    return (
+        OutboxEvent.update(lease_until=lease_end(now))
+        .where(OutboxEvent.id.in_(list(event_ids)), OutboxEvent.claimed_by == worker_id)
+        .execute()
+    )
+
+
+def release_events(worker_id, event_ids):
+    """Give back events this worker claimed but did not run, due at once."""
+    if not event_ids:
+        return 0
+    return (
+        OutboxEvent.update(claimed_by=None, lease_until=None)
+        .where(OutboxEvent.id.in_(list(event_ids)), OutboxEvent.claimed_by == worker_id)
+        .execute()
+    )
+
+
+def delete_delivered(worker_id, event_ids):
+    """Remove delivered events this worker still holds; return how many."""
+    if not event_ids:
+        return 0
+    return (
+        OutboxEvent.delete()
+        .where(OutboxEvent.id.in_(list(event_ids)), OutboxEvent.claimed_by == worker_id)
+        .execute()
+    )
+
+
+def next_due_at():
+    """Return when the earliest unclaimed event is due, or None."""
+    row = (
+        OutboxEvent.select(OutboxEvent.available_at)
+        .where(OutboxEvent.lease_until.is_null())
+        .order_by(OutboxEvent.available_at)
+        .limit(1)
+        .tuples()
+        .first()
+    )
+    return row[0] if row else None

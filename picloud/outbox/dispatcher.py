@@ -1,0 +1,320 @@
+"""The dispatcher: one greenlet per server process that drains the outbox.
+
+``loop()`` does one unit of work — write back what finished, claim as many due events
+as the shared gate has free slots, start one greenlet per claimed event — and the
+service greenlet calls it again and again, sleeping ``PICLOUD_DISPATCH_POLL_MS`` when
+there is nothing to do unless something wakes it: a local write (SQLite), a
+``NOTIFY`` (PostgreSQL), a finished run freeing a slot, or a retry falling due.
+
+What an attempt's outcome does (API.md §9):
+
+- ``ok`` → the event leaves the queue;
+- a failure → the next attempt is queued after the policy's delay, or, after the last
+  attempt, the event becomes a dead letter;
+- a dead-letter handler run → the dead letter is ``handled`` or ``handler_failed``;
+  never retried, never dead-lettered;
+- deeper than ``PICLOUD_MAX_TRIGGER_DEPTH`` → not run: logged as ``skipped`` and dropped.
+
+A run that cannot get a slot (the gate stayed full) gives its event back unchanged:
+saturation delays events, it never drops them or spends their attempts.
+"""
+import datetime
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+
+import gevent
+import gevent.event
+import psycopg
+
+from picloud import executions, orchestrator
+from picloud.db import connection, db, is_postgres
+from picloud.models import OutboxEvent, isoformat, utcnow
+from picloud.outbox import CHANNEL, record_queued, set_dispatcher
+from picloud.outbox import claims
+from picloud.outbox.claims import write_transaction
+from picloud.outbox.dead_letters import bury, purge_resolved, record_handler_result
+from picloud.outbox.retry import has_attempts_left, next_delay_ms
+from picloud.sandbox import Overloaded
+
+log = logging.getLogger(__name__)
+
+# Most events one claim takes, whatever the gate has free.
+MAX_BATCH = 100
+# How long a claimed event waits for a slot before it is given back.
+SLOT_WAIT_SECONDS = 10
+# Leases of running events are renewed this often (well inside LEASE_SECONDS).
+RENEW_EVERY_SECONDS = 10
+PURGE_EVERY_SECONDS = 3600
+_MAX_BACKOFF_SECONDS = 5.0
+_LISTEN_TIMEOUT_SECONDS = 5.0
+
+
+class Dispatcher:
+    """A service draining the outbox in this process."""
+
+    def __init__(self, settings, *, worker_id=None, rng=None):
+        self.settings = settings
+        self.worker_id = worker_id or f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.poll_seconds = settings.dispatch_poll_ms / 1000
+        self.rng = rng or random.Random()
+        self._wake = gevent.event.Event()
+        self._running = {}  # event id -> greenlet
+        self._unstarted = set()  # claimed, greenlet spawned, not yet handed to run_script
+        self._delivered = []  # ids of events that ran, to delete in the next loop()
+        self._next_due = None  # monotonic time a locally scheduled retry falls due
+        self._stopping = False
+        self._greenlet = None
+        self._listener = None
+        self._failures = 0
+        self._renewed_at = time.monotonic()
+        self._purged_at = 0.0
+
+    # The service ------------------------------------------------------------------
+
+    def start(self):
+        self._stopping = False
+        self._greenlet = gevent.spawn(self._run)
+        if is_postgres():
+            self._listener = gevent.spawn(self._listen)
+        set_dispatcher(self)
+
+    def stop(self, timeout=30):
+        """Stop claiming, let running events finish, give back what never started."""
+        self._stopping = True
+        set_dispatcher(None)
+        self._wake.set()
+        if self._listener is not None:
+            self._listener.kill(block=False)
+        if self._greenlet is not None:
+            self._greenlet.join(timeout)
+        gevent.joinall(list(self._running.values()), timeout=timeout)
+        try:
+            with connection():
+                self.flush_delivered()
+                claims.release_events(self.worker_id, list(self._running))
+        except Exception:
+            log.exception("dispatcher: could not hand back %d claimed events", len(self._running))
+
+    def wake(self):
+        self._wake.set()
+
+    def _run(self):
+        while not self._stopping:
+            try:
+                with connection():
+                    worked = self.loop()
+                self._failures = 0
+            except Exception:
+                self._failures += 1
+                worked = False
+                log.exception("dispatcher: a pass failed (%d in a row); backing off", self._failures)
+            if worked:
+                gevent.sleep(0)  # let the runs just started take their slots first
+                continue
+            self._wake.wait(self._idle_seconds())
+            self._wake.clear()
+
+    def _idle_seconds(self):
+        if self._failures:
+            return min(_MAX_BACKOFF_SECONDS, self.poll_seconds * 2**self._failures)
+        wait = self.poll_seconds
+        if self._next_due is not None:
+            wait = min(wait, max(0.0, self._next_due - time.monotonic()))
+        return wait
+
+    def _listen(self):
+        """Wake the dispatcher on every ``NOTIFY picloud_outbox`` (own connection, not pooled)."""
+        failures = 0
+        while not self._stopping:
+            try:
+                with psycopg.connect(db.obj.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    failures = 0
+                    self._wake.set()  # catch up on whatever was written while not listening
+                    while not self._stopping:
+                        for _ in conn.notifies(timeout=_LISTEN_TIMEOUT_SECONDS, stop_after=1):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                failures += 1
+                log.warning("dispatcher: LISTEN connection lost (%s); retrying", exc)
+                gevent.sleep(min(_MAX_BACKOFF_SECONDS, 0.1 * 2**failures))
+
+    # One unit of work ---------------------------------------------------------------
+
+    def loop(self):
+        """Write back finished work, claim what the gate can run, start it; tell if any started."""
+        self.flush_delivered()
+        self.housekeeping()
+        if self._stopping:
+            return False
+        if self._next_due is not None and self._next_due <= time.monotonic():
+            self._next_due = None
+        events = self.claim()
+        for event in events:
+            self._unstarted.add(event.id)
+            self._running[event.id] = gevent.spawn(self._deliver_claimed, event)
+        return bool(events)
+
+    def claim(self):
+        """Claim as many due events as there are free execution slots (at most MAX_BATCH)."""
+        free = orchestrator.free_slots() - len(self._unstarted)
+        return claims.claim_due_events(self.worker_id, min(free, MAX_BATCH))
+
+    def flush_delivered(self):
+        """Delete the events delivered since the last call, in one statement."""
+        if not self._delivered:
+            return 0
+        done, self._delivered = self._delivered, []
+        try:
+            return claims.delete_delivered(self.worker_id, done)
+        except Exception:
+            self._delivered.extend(done)
+            raise
+
+    def housekeeping(self):
+        """Renew the leases of long runs; purge old resolved dead letters now and then."""
+        now = time.monotonic()
+        if now - self._renewed_at >= RENEW_EVERY_SECONDS:
+            claims.renew_leases(self.worker_id, list(self._running))
+            self._renewed_at = now
+        if now - self._purged_at >= PURGE_EVERY_SECONDS:
+            purged = purge_resolved(self.settings.log_retention_days)
+            if purged:
+                log.info("dispatcher: purged %d resolved dead letters", purged)
+            self._purged_at = now
+
+    def _deliver_claimed(self, event):
+        try:
+            with connection():
+                self.deliver(event)
+        except Exception:
+            # The event keeps its claim; when the lease runs out it is claimed again.
+            log.exception("dispatcher: delivering event %s failed", event.id)
+        finally:
+            self._unstarted.discard(event.id)
+            self._running.pop(event.id, None)
+            self._wake.set()  # a slot is free again
+
+    def deliver(self, event):
+        """Run one claimed event and act on the outcome; return the execution record."""
+        if self._stopping:
+            self._unstarted.discard(event.id)
+            claims.release_events(self.worker_id, [event.id])
+            return None
+        if event.trigger_depth > self.settings.max_trigger_depth:
+            self._unstarted.discard(event.id)
+            return self._skip(event)
+        from picloud.routing import tables
+
+        script = tables.script(event.script_id)
+        if script is None:  # deleted since the event was queued: nothing to run
+            self._unstarted.discard(event.id)
+            self._delivered.append(event.id)
+            return None
+        name = "request" if event.kind == "http" else "event"
+        self._unstarted.discard(event.id)
+        try:
+            execution, outcome = orchestrator.run_script(
+                script,
+                globals={name: event.payload},
+                source=event.kind,
+                wait_seconds=SLOT_WAIT_SECONDS,
+                principal=event.principal,
+                execution_id=event.execution_id,
+                trigger_id=event.trigger_id,
+                event_id=event.id,
+                attempt=event.attempt,
+                trigger_depth=event.trigger_depth,
+                parent_execution_id=event.parent_execution_id,
+                queued_at=event.queued_at,
+            )
+        except Overloaded:
+            claims.release_events(self.worker_id, [event.id])
+            return None
+        if event.kind == "dead_letter":
+            self._finish_handler(event, execution)
+        elif execution["status"] == "ok":
+            self._delivered.append(event.id)
+        else:
+            self._fail(event, execution)
+        return execution
+
+    def _skip(self, event):
+        """Log a run that would go deeper than the trigger depth limit, and drop the event."""
+        limit = self.settings.max_trigger_depth
+        execution = {
+            "id": event.execution_id,
+            "app_id": event.app_id,
+            "script_id": event.script_id,
+            "source": event.kind,
+            "status": "skipped",
+            "queued_at": isoformat(event.queued_at),
+            "attempt": event.attempt,
+            "trigger_id": event.trigger_id,
+            "trigger_depth": event.trigger_depth,
+            "event_id": event.id,
+            "parent_execution_id": event.parent_execution_id,
+            "error": {
+                "message": f"Not run: trigger depth {event.trigger_depth} exceeds "
+                f"PICLOUD_MAX_TRIGGER_DEPTH ({limit}).",
+                "line": None,
+            },
+            "logs": [],
+            "usage": None,
+        }
+        executions.record(execution)
+        self._delivered.append(event.id)
+        return execution
+
+    def _finish_handler(self, event, execution):
+        with write_transaction():
+            removed = (
+                OutboxEvent.delete()
+                .where((OutboxEvent.id == event.id) & (OutboxEvent.claimed_by == self.worker_id))
+                .execute()
+            )
+            if removed:
+                record_handler_result(event.payload["dead_letter_id"], execution["status"] == "ok")
+
+    def _fail(self, event, execution):
+        policy = event.retry
+        if policy is None or not has_attempts_left(policy, event.attempt):
+            bury(event, execution, self.worker_id)
+            return
+        delay_ms = next_delay_ms(policy, event.attempt, self.rng)
+        now = utcnow()
+        execution_id = str(uuid.uuid4())
+        with write_transaction():
+            moved = (
+                OutboxEvent.update(
+                    attempt=event.attempt + 1,
+                    execution_id=execution_id,
+                    queued_at=now,
+                    available_at=now + datetime.timedelta(milliseconds=delay_ms),
+                    claimed_by=None,
+                    lease_until=None,
+                )
+                .where((OutboxEvent.id == event.id) & (OutboxEvent.claimed_by == self.worker_id))
+                .execute()
+            )
+            if moved:  # show the coming attempt in the log as queued
+                record_queued(
+                    execution_id=execution_id,
+                    app_id=event.app_id,
+                    script_id=event.script_id,
+                    source=event.kind,
+                    queued_at=now,
+                    attempt=event.attempt + 1,
+                    trigger_id=event.trigger_id,
+                    trigger_depth=event.trigger_depth,
+                    event_id=event.id,
+                    parent_execution_id=event.parent_execution_id,
+                )
+        if moved:
+            due = time.monotonic() + delay_ms / 1000
+            if self._next_due is None or due < self._next_due:
+                self._next_due = due

@@ -1,0 +1,111 @@
+"""Triggers: validation and writes shared by the admin API and the dashboard (API.md §9).
+
+A data trigger has a glob (``key_glob`` for kv, ``collection_glob`` for docs), the ops it
+listens to (empty: every op) and a retry policy; a dead-letter trigger only names its
+script. Deleting a trigger also drops its events still waiting in the queue: whoever
+removes a trigger wants its script to stop running.
+"""
+from picloud.db import db
+from picloud.errors import ValidationFailed
+from picloud.manager import bool_field, reject_unknown
+from picloud.models import OutboxEvent, Script, Trigger, utcnow
+from picloud.models.outbox import GLOB_FIELDS, TRIGGER_KINDS, TRIGGER_OPS
+from picloud.outbox.retry import validate_retry
+
+MAX_GLOB_LENGTH = 1024
+
+
+def fields_of(kind):
+    """Return the JSON fields a trigger of ``kind`` accepts."""
+    if kind == "dead_letter":
+        return ("script_id", "enabled")
+    return ("script_id", GLOB_FIELDS[kind], "ops", "retry", "enabled")
+
+
+def create_trigger(app, kind, data, user):
+    """Create a trigger of ``kind`` in the app, registered by ``user``."""
+    if kind not in TRIGGER_KINDS:
+        raise ValidationFailed("kind", "kind must be kv, docs or dead_letter.")
+    reject_unknown(data, fields_of(kind))
+    fields = {
+        "kind": kind,
+        "script": _script_id(app.id, data.get("script_id")),
+        "enabled": bool_field("enabled", data.get("enabled"), default=True),
+        "registered_by": user.id if user is not None else None,
+        "registered_by_name": user.username if user is not None else None,
+    }
+    if kind in GLOB_FIELDS:
+        fields["glob"] = glob_field(GLOB_FIELDS[kind], data.get(GLOB_FIELDS[kind]))
+        fields["ops"] = ops_field(kind, data.get("ops"))
+        fields["retry"] = validate_retry(data.get("retry"))
+    else:
+        fields["ops"] = []
+        fields["retry"] = None
+    return Trigger.create(app=app.id, **fields)
+
+
+def update_trigger(trigger, data):
+    """Change a trigger's script, glob, ops, retry policy or enabled flag."""
+    reject_unknown(data, fields_of(trigger.kind))
+    changes = {}
+    if "script_id" in data:
+        changes["script"] = _script_id(trigger.app_id, data["script_id"])
+    if "enabled" in data:
+        changes["enabled"] = bool_field("enabled", data["enabled"])
+    glob_name = GLOB_FIELDS.get(trigger.kind)
+    if glob_name in data:
+        changes["glob"] = glob_field(glob_name, data[glob_name])
+    if "ops" in data:
+        changes["ops"] = ops_field(trigger.kind, data["ops"])
+    if "retry" in data:
+        # A partial policy changes only the settings it names.
+        value = data["retry"]
+        if isinstance(value, dict):
+            value = {**(trigger.retry or {}), **value}
+        changes["retry"] = validate_retry(value)
+    changes["updated_at"] = utcnow()
+    Trigger.update(**changes).where(Trigger.id == trigger.id).execute()
+    return Trigger.get_by_id(trigger.id)
+
+
+def delete_trigger(trigger):
+    """Delete a trigger and the events it queued that have not run yet."""
+    with db.atomic():
+        OutboxEvent.delete().where(OutboxEvent.trigger_id == trigger.id).execute()
+        Trigger.delete().where(Trigger.id == trigger.id).execute()
+
+
+def glob_field(name, value):
+    """Check a key or collection glob: a non-empty string (``*``, ``?``, ``[...]``)."""
+    if not isinstance(value, str):
+        raise ValidationFailed(name, f"{name} is required and must be a string.")
+    if not value:
+        raise ValidationFailed(name, f"{name} must not be empty.")
+    if len(value) > MAX_GLOB_LENGTH:
+        raise ValidationFailed(name, f"{name} must be at most {MAX_GLOB_LENGTH} characters.")
+    return value
+
+
+def ops_field(kind, value):
+    """Check a list of ops for ``kind``; return it deduplicated in canonical order."""
+    allowed = TRIGGER_OPS[kind]
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(op, str) for op in value):
+        raise ValidationFailed("ops", f"ops must be a list of {', '.join(allowed)}.")
+    unknown = [op for op in value if op not in allowed]
+    if unknown:
+        raise ValidationFailed(
+            "ops", f"{unknown[0]!r} is not an op of {kind} triggers ({', '.join(allowed)})."
+        )
+    return [op for op in allowed if op in value]
+
+
+def _script_id(app_id, script_id):
+    if (
+        not isinstance(script_id, int)
+        or isinstance(script_id, bool)
+        or not Script.select().where((Script.id == script_id) & (Script.app == app_id)).exists()
+    ):
+        raise ValidationFailed("script_id", "script_id must be a script of the same app.")
+    return script_id
