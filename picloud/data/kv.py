@@ -1,0 +1,161 @@
+"""An app's key-value store: ``kv.*`` in scripts, ``/api/v1/admin/apps/{app}/kv``."""
+from peewee import IntegrityError
+
+from picloud.data import (
+    ADMIN,
+    check_key,
+    check_limit,
+    decode_cursor,
+    emit_event,
+    encode_cursor,
+    encode_value,
+    locked,
+    write_transaction,
+)
+from picloud.db import db
+from picloud.errors import ValidationFailed
+from picloud.models import isoformat, utcnow
+from picloud.models.data import KVEntry, compact_json
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class KVStore:
+    """One app's keys and their JSON values."""
+
+    def __init__(self, app_id, *, max_value_bytes, origin=ADMIN):
+        self.app_id = app_id
+        self.max_value_bytes = max_value_bytes
+        self.origin = origin
+
+    def get(self, key):
+        """Return the entry under a key, or None."""
+        return KVEntry.lookup(self.app_id, check_key(key)).first()
+
+    def set(self, key, value):
+        """Store a value under a key, whether or not it exists; return the entry."""
+        check_key(key)
+        text = encode_value(value, self.max_value_bytes)
+        with write_transaction():
+            entry, previous = self._write(key, lambda previous: text)
+            self._emit("set", entry, previous)
+        return entry
+
+    def incr(self, key, delta=1):
+        """Add ``delta`` to the integer under a key (an absent key counts as 0); return the sum."""
+        check_key(key)
+        delta = _integer(delta, "delta", "The increment")
+
+        def add(previous):
+            current = 0 if previous is None else _integer(
+                previous.value, "key", "The value under this key", code="not_an_integer"
+            )
+            total = current + delta
+            if not INT64_MIN <= total <= INT64_MAX:
+                raise ValidationFailed(
+                    "delta", "The sum does not fit in a 64-bit integer.", code="integer_overflow"
+                )
+            return compact_json(total)
+
+        with write_transaction():
+            entry, previous = self._write(key, add)
+            self._emit("set", entry, previous)
+        return entry.value
+
+    def delete(self, key):
+        """Delete a key; tell whether it existed."""
+        check_key(key)
+        with write_transaction():
+            previous = locked(KVEntry.lookup(self.app_id, key)).first()
+            if previous is None:
+                return False
+            KVEntry.delete().where(KVEntry.id == previous.id).execute()
+            self._emit("delete", None, previous)
+        return True
+
+    def list(self, *, prefix=None, limit=None, cursor=None, values=True):
+        """Return (entries, next cursor): one page of the keys starting with ``prefix``, in byte order.
+
+        Without ``values`` the entries carry only their key.
+        """
+        limit = check_limit(limit)
+        if values:
+            query = KVEntry.for_app(self.app_id)
+        else:
+            query = KVEntry.select(KVEntry.key).where(KVEntry.app == self.app_id)
+        if prefix:
+            check_key(prefix, "prefix", "prefix")
+            query = query.where(KVEntry.key >= prefix)
+            end = _prefix_end(prefix)
+            if end is not None:
+                query = query.where(KVEntry.key < end)
+        if cursor is not None:
+            after = decode_cursor(cursor)
+            if not isinstance(after, str):
+                raise ValidationFailed("cursor", "The cursor is not valid.")
+            query = query.where(KVEntry.key > after)
+        rows = list(query.order_by(KVEntry.key).limit(limit + 1))
+        if len(rows) > limit:
+            return rows[:limit], encode_cursor(rows[limit - 1].key)
+        return rows, None
+
+    def _write(self, key, compute):
+        """Store ``compute(previous entry or None)`` (JSON text) under a key; return (entry, previous).
+
+        Runs inside the caller's transaction, with the previous row locked.
+        """
+        previous = locked(KVEntry.lookup(self.app_id, key)).first()
+        now = utcnow()
+        if previous is None:
+            text = compute(None)
+            try:
+                with db.atomic():  # a savepoint: a concurrent first write of the key may win
+                    entry = KVEntry.create(app=self.app_id, key=key, value_json=text, updated_at=now)
+                return entry, None
+            except IntegrityError:
+                previous = locked(KVEntry.lookup(self.app_id, key)).first()
+                if previous is None:  # not the key's uniqueness: the app is gone
+                    raise
+        text = compute(previous)
+        KVEntry.update(value_json=text, updated_at=now).where(KVEntry.id == previous.id).execute()
+        entry = KVEntry(id=previous.id, app=self.app_id, key=key, value_json=text, updated_at=now)
+        return entry, previous
+
+    def _emit(self, op, entry, previous):
+        key = (entry or previous).key
+        emit_event(
+            self.app_id,
+            self.origin,
+            kind="kv",
+            op=op,
+            name=key,
+            payload={
+                "kind": "kv",
+                "op": op,
+                "key": key,
+                "value": entry.value if entry is not None else None,
+                "prev_value": previous.value if previous is not None else None,
+                "at": isoformat(entry.updated_at if entry is not None else utcnow()),
+            },
+        )
+
+
+def _integer(value, field, what, code=None):
+    """Return ``value`` as an int if it is an integral number in the 64-bit range."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not INT64_MIN <= value <= INT64_MAX:
+        raise ValidationFailed(field, f"{what} is not an integer.", code=code)
+    return value
+
+
+def _prefix_end(prefix):
+    """Return the least string above every string that starts with ``prefix``, or None."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if code == 0xD800:  # surrogates are not text: skip to the next real character
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None
