@@ -59,13 +59,18 @@ def _prepare_database(settings):
 
 
 def _register_parts(app):
-    from picloud import admin_api, dashboard, errors, health
+    from picloud import admin_api, dashboard, errors, executions, health, manager, orchestrator, routing
 
     errors.init_app(app)
     health.init_app(app)
+    executions.init_app(app)
+    orchestrator.init_app(app)
+    manager.init_app(app)
     admin_api.init_app(app)
     csrf.exempt(admin_api.bp)  # bearer tokens, never cookies: no CSRF to forge
     dashboard.init_app(app)
+    routing.init_app(app)  # last: user traffic takes every path no other part claimed
+    csrf.exempt("picloud.routing.traffic.serve")  # public endpoints of user scripts
 
 
 def _close_connection(exc):

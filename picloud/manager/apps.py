@@ -4,6 +4,7 @@ import re
 
 from peewee import IntegrityError
 
+from picloud import executions
 from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.manager import bool_field, reject_unknown, text_field
 from picloud.models import App, AppSlugHistory, Domain, Execution, Route, Script, ScriptVersion, utcnow
@@ -123,6 +124,7 @@ def delete_app(app):
         for delete in _OWNED_DELETES:
             delete(app.id)
         App.delete().where(App.id == app.id).execute()
+    executions.forget_app(app.id)
 
 
 # Deletes of everything an app owns, children before parents. Other parts append

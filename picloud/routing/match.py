@@ -197,6 +197,7 @@ class CompiledRoute:
     segments: tuple
     host: str | None
     script_id: int
+    app_id: int = 0
     dispatch_mode: str = "sync"
     retry: dict | None = field(default=None, compare=False)
 

@@ -1,0 +1,28 @@
+"""Manual runs: ``POST /api/v1/execute/{script_id}`` answers exactly like a sync route."""
+from flask import g, request
+
+from picloud.admin_api import bp, json_body, requires
+from picloud.errors import NotFound
+from picloud.models import Script
+from picloud.routing.match import normalize_host
+from picloud.routing.traffic import request_globals, run_sync
+
+# The caller's credentials are for PiCloud, never for the script.
+_PRIVATE_HEADERS = ("authorization", "cookie")
+
+
+@bp.post("/execute/<int:script_id>")
+@requires("scripts.execute")
+def execute(script_id):
+    """Run a script now with this call's JSON body as ``request.json``."""
+    script = Script.get_or_none(Script.id == script_id)
+    if script is None:
+        raise NotFound("No such script.")
+    body = json_body(require_object=False)
+    globals_ = {
+        "request": request_globals(
+            normalize_host(request.host), {}, json_body=body, skip_headers=_PRIVATE_HEADERS
+        )
+    }
+    principal = {"user_id": g.user.id, "username": g.user.username}
+    return run_sync(script, globals_, source="execute", principal=principal)

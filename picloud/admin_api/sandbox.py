@@ -1,0 +1,10 @@
+"""Sandbox limits: ``GET /api/v1/admin/sandbox`` (API.md §5)."""
+from picloud.admin_api import bp, requires
+from picloud.manager.scripts import sandbox_info
+
+
+@bp.get("/admin/sandbox")
+@requires("read")
+def show_sandbox():
+    """Show the platform's sandbox defaults and ceilings."""
+    return sandbox_info()

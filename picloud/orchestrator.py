@@ -1,0 +1,249 @@
+"""The orchestrator: the executor pool, the concurrency gate, and ``run_script``.
+
+Every execution in the process — sync routes, ``/api/v1/execute``, the outbox
+dispatcher — takes a slot of one FIFO gate sized like the executor pool, so a busy
+process queues work in arrival order instead of letting keep-alive connections starve
+each other. A sync request waits at most ``PICLOUD_QUEUE_WAIT_MS`` for its slot.
+"""
+import collections
+import datetime
+import logging
+import threading
+import time
+import uuid
+
+from picloud import executions, sandbox
+from picloud.models import isoformat, utcnow
+from picloud.routing import tables
+from picloud.sandbox import ExecutionJob, ExecutorPool, Overloaded
+
+log = logging.getLogger(__name__)
+
+# Outcome status -> HTTP status for a sync caller (API.md §6); the code is the status.
+ERROR_STATUS = {
+    "script_error": 422,
+    "bad_script_response": 502,
+    "timeout": 504,
+    "limit_exceeded": 507,
+    "internal_error": 500,
+}
+# Sources whose runs answer an HTTP caller, so their log records carry the HTTP status.
+HTTP_SOURCES = ("http", "execute")
+
+__all__ = ["FifoGate", "Orchestrator", "Overloaded", "free_slots", "http_status_of", "run_script", "status_text"]
+
+
+class FifoGate:
+    """A counting semaphore that hands free slots to waiters strictly in arrival order."""
+
+    def __init__(self, slots):
+        self.slots = slots
+        self._free = slots
+        self._waiters = collections.deque()
+        self._lock = threading.Lock()
+
+    def acquire(self, timeout=None):
+        """Take a slot, waiting up to ``timeout`` seconds (None: for ever); tell if taken."""
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return True
+            if timeout is not None and timeout <= 0:
+                return False
+            turn = threading.Event()
+            self._waiters.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._lock:
+            if turn.is_set():  # handed a slot just as the wait timed out
+                return True
+            self._waiters.remove(turn)
+            return False
+
+    def release(self):
+        """Give the slot to the longest waiter, or back to the pool."""
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._free += 1
+
+    def free_slots(self):
+        with self._lock:
+            return 0 if self._waiters else self._free
+
+
+class Orchestrator:
+    """A service owning this process's executor pool and gate."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.gate = FifoGate(settings.executor_processes)
+        self.pool = ExecutorPool(settings.executor_processes)
+
+    def start(self):
+        self.pool.start()
+
+    def stop(self, timeout=None):
+        self.pool.stop()
+
+
+_current = None
+
+
+def init_orchestrator(settings):
+    """Create this process's orchestrator (registered as a service by the caller)."""
+    global _current
+    _current = Orchestrator(settings)
+    return _current
+
+
+def current():
+    return _current
+
+
+def free_slots():
+    """Return how many executions could start now without waiting."""
+    return _current.gate.free_slots()
+
+
+def run_script(
+    script,
+    *,
+    globals,
+    source,
+    wait_seconds,
+    principal=None,
+    execution_id=None,
+    trigger_id=None,
+    event_id=None,
+    attempt=1,
+    trigger_depth=0,
+    parent_execution_id=None,
+    queued_at=None,
+):
+    """Run a script in the sandbox through the gate; return (execution record, Outcome).
+
+    ``script`` is a Script row or a ScriptSnapshot; ``globals`` holds ``request`` or
+    ``event`` (``ctx`` is added here). Raises Overloaded when no slot frees up within
+    ``wait_seconds`` (None waits for ever). The record is queued for the log writer.
+    """
+    orchestrator = _current
+    script = tables.ScriptSnapshot.of(script)
+    app = tables.app_info(script.app_id)
+    execution_id = execution_id or str(uuid.uuid4())
+    queued_at = queued_at or utcnow()
+    ctx = {
+        "app": {"id": script.app_id, "slug": app.slug if app else None},
+        "script": {"id": script.id, "name": script.name, "version": script.version},
+        "execution_id": execution_id,
+        "source": source,
+        "event_id": event_id,
+        "attempt": attempt,
+        "trigger_depth": trigger_depth,
+        "principal": principal,
+    }
+    host_api, host = _script_host(script.app_id, ctx)
+    job = ExecutionJob(
+        source=script.source,
+        chunk_name=script.name,
+        globals={**globals, "ctx": ctx},
+        limits=sandbox.effective_limits(script.sandbox, orchestrator.settings.sandbox_defaults),
+        timeout_seconds=script.timeout_seconds,
+        host_api=host_api,
+    )
+    deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+    if not orchestrator.gate.acquire(wait_seconds):
+        raise Overloaded("no execution slot became free in time")
+    started_at = utcnow()
+    try:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        outcome = orchestrator.pool.run(job, host=host, wait_seconds=remaining)
+    finally:
+        orchestrator.gate.release()
+    execution = _record(
+        execution_id=execution_id,
+        script=script,
+        source=source,
+        outcome=outcome,
+        queued_at=queued_at,
+        started_at=started_at,
+        attempt=attempt,
+        trigger_id=trigger_id,
+        trigger_depth=trigger_depth,
+        event_id=event_id,
+        parent_execution_id=parent_execution_id,
+    )
+    executions.record(execution)
+    return execution, outcome
+
+
+def http_status_of(outcome):
+    """Return the HTTP status a sync caller gets for an outcome."""
+    status = status_text(outcome.status)
+    if status == "ok":
+        return outcome.response.status if outcome.response is not None else 204
+    return ERROR_STATUS.get(status, 500)
+
+
+def _script_host(app_id, ctx):
+    """Return (host_api, host callable) of the data plane, or none before it exists."""
+    try:
+        from picloud.data.host import script_host
+    except ImportError:
+        return (), None
+    return script_host(app_id, ctx)
+
+
+def _record(*, execution_id, script, source, outcome, queued_at, started_at, **fields):
+    duration_ms = round(outcome.duration_ms, 3) if outcome.duration_ms is not None else None
+    finished_at = started_at + datetime.timedelta(milliseconds=duration_ms or 0)
+    return {
+        "id": execution_id,
+        "app_id": script.app_id,
+        "script_id": script.id,
+        "source": source,
+        "status": status_text(outcome.status),
+        "http_status": http_status_of(outcome) if source in HTTP_SOURCES else None,
+        "queued_at": isoformat(queued_at),
+        "started_at": isoformat(started_at),
+        "finished_at": isoformat(finished_at),
+        "duration_ms": duration_ms,
+        **fields,
+        "error": _error_of(outcome),
+        "logs": [
+            {"level": level, "message": message, "at": _iso_from_unix(at)}
+            for level, message, at in outcome.logs
+        ],
+        "usage": dict(outcome.usage) if outcome.usage else None,
+    }
+
+
+def status_text(status):
+    """Return an outcome status as its API text ("ok", "timeout", ...)."""
+    return getattr(status, "value", status)
+
+
+def _error_of(outcome):
+    if outcome.error:
+        return {"message": outcome.error.get("message"), "line": outcome.error.get("line")}
+    status = status_text(outcome.status)
+    if status == "timeout":
+        return {"message": "The script ran past its timeout.", "line": None}
+    if status == "limit_exceeded":
+        return {"message": f"The script exceeded {outcome.limit}.", "line": None}
+    if status != "ok":
+        return {"message": status_text(outcome.status).replace("_", " "), "line": None}
+    return None
+
+
+def _iso_from_unix(at):
+    moment = datetime.datetime.fromtimestamp(at, datetime.UTC).replace(tzinfo=None)
+    return isoformat(moment)
+
+
+def init_app(app):
+    """Create the process's orchestrator and register it as a service."""
+    from picloud.services import services
+
+    services(app).add(init_orchestrator(app.config["PICLOUD"]))
