@@ -59,12 +59,13 @@ def _prepare_database(settings):
 
 
 def _register_parts(app):
-    from picloud import admin_api, dashboard, errors, executions, health, manager, orchestrator, routing
+    from picloud import admin_api, dashboard, errors, executions, health, manager, orchestrator, outbox, routing
 
     errors.init_app(app)
     health.init_app(app)
     executions.init_app(app)
     orchestrator.init_app(app)
+    outbox.init_app(app)  # after the orchestrator: the dispatcher stops before the executors
     manager.init_app(app)
     admin_api.init_app(app)
     csrf.exempt(admin_api.bp)  # bearer tokens, never cookies: no CSRF to forge

@@ -1,0 +1,73 @@
+"""Helpers for outbox tests: triggers, KV writes and waiting for background work."""
+import time
+from urllib.parse import quote
+
+import pytest
+
+from tests.support.apps import new_site, other_site, site  # noqa: F401  (fixtures)
+
+# Retry settings that make a whole retry cycle take milliseconds.
+FAST_RETRY = {"max_attempts": 3, "backoff": "constant", "base_delay_ms": 5, "max_delay_ms": 5, "jitter": 0}
+
+
+def wait_for(check, timeout=20, interval=0.05, what="the condition"):
+    """Call ``check`` until it returns something truthy; return that or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def add_trigger(site, kind, script, **body):
+    """Create a trigger through the API and return it."""
+    response = site.api.post(f"/api/v1/admin/apps/{site.app['id']}/triggers/{kind}", json={"script_id": script["id"], **body})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def kv_put(site, key, value):
+    response = site.api.put(f"/api/v1/admin/apps/{site.app['id']}/kv/{quote(key, safe='')}", json=value)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def kv_get(site, key):
+    """Return a key's value, or None when it does not exist."""
+    response = site.api.get(f"/api/v1/admin/apps/{site.app['id']}/kv/{quote(key, safe='')}")
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.text
+    return response.json()["value"]
+
+
+def kv_items(site, prefix):
+    """Return {key: value} of every key with ``prefix``."""
+    items, cursor = {}, None
+    while True:
+        params = {"prefix": prefix, "limit": 500, **({"cursor": cursor} if cursor else {})}
+        page = site.api.get(f"/api/v1/admin/apps/{site.app['id']}/kv", params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        items.update({item["key"]: item["value"] for item in body["items"]})
+        cursor = body["next_cursor"]
+        if not cursor:
+            return items
+
+
+def executions(site, **filters):
+    """Return the app's executions (newest first), up to 500."""
+    response = site.api.get(f"/api/v1/admin/apps/{site.app['id']}/executions", params={"limit": 500, **filters})
+    assert response.status_code == 200, response.text
+    return response.json()["executions"]
+
+
+def dead_letters(site, open=True):
+    response = site.api.get(
+        f"/api/v1/admin/apps/{site.app['id']}/dead-letters", params={"open": "true" if open else "false"}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["dead_letters"]

@@ -1,0 +1,48 @@
+"""API.md §9: which data changes a trigger fires for — globs and ops (pure)."""
+import pytest
+
+from picloud.models import Trigger
+from picloud.outbox import matches
+from picloud.outbox.triggers import ops_field
+
+
+def trigger(glob, ops=()):
+    return Trigger(kind="kv", glob=glob, ops=list(ops))
+
+
+@pytest.mark.parametrize(
+    "glob, name, expected",
+    [
+        ("orders/*", "orders/1", True),
+        ("orders/*", "orders/a/b", True),  # * crosses slashes: keys are not paths
+        ("orders/*", "orders", False),
+        ("orders/*", "Orders/1", False),  # case-sensitive
+        ("user:?", "user:7", True),
+        ("user:?", "user:17", False),
+        ("v[12]", "v1", True),
+        ("v[12]", "v3", False),
+        ("v[!12]", "v3", True),
+        ("exact", "exact", True),
+        ("exact", "exact2", False),
+        ("*", "", True),
+        ("a.b", "aXb", False),  # no regex semantics
+        ("ünïcode*", "ünïcode-ok", True),
+    ],
+)
+def test_globs_match_shell_style_and_case_sensitive(glob, name, expected):
+    assert matches(trigger(glob), "set", name) is expected
+
+
+def test_empty_ops_means_every_op():
+    assert matches(trigger("*"), "set", "k") and matches(trigger("*"), "delete", "k")
+
+
+def test_ops_filter_which_changes_fire():
+    only_delete = trigger("*", ["delete"])
+    assert matches(only_delete, "delete", "k")
+    assert not matches(only_delete, "set", "k")
+
+
+def test_ops_are_deduplicated_in_canonical_order():
+    assert ops_field("docs", ["delete", "insert", "delete"]) == ["insert", "delete"]
+    assert ops_field("kv", None) == []
