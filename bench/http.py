@@ -1,0 +1,128 @@
+"""HTTP benchmark: PiCloud's hello-world sync route against a bare Flask view.
+
+Both run under ``gunicorn -c gunicorn.conf.py`` with the same settings and are loaded
+by the same client (Debian's ``wrk``, 32 connections, a fixed duration). Prints
+requests per second, p50 and p99 for each, and the ratios DESIGN.md sets as targets:
+PiCloud ≥ 60% of the bare view's requests per second, p99 ≤ bare p99 + 10 ms.
+
+    python bench/http.py [--duration 15] [--connections 32] [--database-url URL]
+"""
+import os
+import sys
+
+# Run as a script, this file's folder heads sys.path, and its name would shadow the
+# standard library's ``http`` package for everything imported below.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = b"Hello from PiCloud!"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return
+    print("installing wrk from Debian ...", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, stdout=subprocess.DEVNULL)
+
+
+def start_gunicorn(module, env, log_path):
+    """Start ``gunicorn -c gunicorn.conf.py <module>`` and wait until it says hello."""
+    port = free_port()
+    env = {**os.environ, **env, "PICLOUD_BIND": f"127.0.0.1:{port}"}
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", module,
+         # The access log would cost both the same; keep it off so the numbers show the apps.
+         "--access-logfile", "/dev/null"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{module} exited early; see {log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.read() == EXPECTED:
+                    return process, url
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise SystemExit(f"{module} did not answer in time; see {log_path}")
+
+
+def wrk(url, duration, connections, threads=2):
+    """Run wrk and return (requests per second, p50 ms, p99 ms, non-2xx count)."""
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _latency_ms(re.search(r"^\s+50%\s+([\d.]+\w+)", out, re.M).group(1))
+    p99 = _latency_ms(re.search(r"^\s+99%\s+([\d.]+\w+)", out, re.M).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, p50, p99, int(errors.group(1)) if errors else 0
+
+
+def _latency_ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def measure(name, module, env, args, workdir):
+    process, url = start_gunicorn(module, env, workdir / f"{name}.log")
+    try:
+        wrk(url, 3, args.connections)  # warm up: executors, caches, connections
+        return wrk(url, args.duration, args.connections)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds of load per target")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--database-url", default="", help="PiCloud's DATABASE_URL (default: SQLite in a temp dir)")
+    args = parser.parse_args()
+    ensure_wrk()
+    workdir = Path(tempfile.mkdtemp(prefix="picloud-bench-"))
+    picloud_env = {
+        "PICLOUD_DATA_DIR": str(workdir / "data"),
+        "PICLOUD_ADMIN_PASSWORD": "bench-password",
+        "DATABASE_URL": args.database_url,
+    }
+    bare = measure("bare", "bench.bare_app:app", {}, args, workdir)
+    picloud = measure("picloud", "app:app", picloud_env, args, workdir)
+
+    print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, (rps, p50, p99, errors) in (("bare", bare), ("picloud", picloud)):
+        print(f"{name:10} {rps:10.0f} {p50:8.2f} {p99:8.2f} {errors:8d}")
+    ratio = picloud[0] / bare[0]
+    p99_delta = picloud[2] - bare[2]
+    print(f"ratio req/s: {ratio:.2f} (target >= 0.60)   p99 delta: {p99_delta:+.2f} ms (target <= +10 ms)")
+    ok = ratio >= 0.60 and p99_delta <= 10 and picloud[3] == 0
+    print("PASS" if ok else "MISS")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
