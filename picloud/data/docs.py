@@ -13,7 +13,7 @@ import operator
 import re
 import uuid
 
-from peewee import SQL, Case, IntegrityError, NodeList, Tuple, fn
+from peewee import SQL, Case, Cast, IntegrityError, NodeList, Tuple, fn
 
 from picloud.data import (
     ADMIN,
@@ -35,6 +35,7 @@ from picloud.models.data import Document, canonical_json
 
 ID_FIELD = "_id"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+PREVIEW_CHARS = 200
 
 # The order of JSON types when sorting by a field; numbers and strings also by value.
 RANK_MISSING_OR_NULL, RANK_FALSE, RANK_TRUE, RANK_NUMBER, RANK_STRING, RANK_NESTED = range(6)
@@ -121,10 +122,31 @@ class DocStore:
 
     def find(self, collection, filter=None, *, limit=None, cursor=None, sort=None):
         """Return (documents, next cursor): one page of the matching documents in ``sort`` order."""
+        rows, next_cursor = self._page(self._matching(collection, filter), limit, cursor, sort)
+        return [row.data for row in rows], next_cursor
+
+    def browse(self, collection, *, limit=None, cursor=None):
+        """Return (rows, next cursor): a page of a collection by ``_id``, each row with its
+        ``doc_id``, ``updated_at`` and the document's JSON cut to PREVIEW_CHARS as ``preview``.
+        """
+        data = Cast(Document.data, "TEXT") if is_postgres() else Document.data
+        query = (
+            Document.select(
+                Document.doc_id,
+                Document.updated_at,
+                fn.substr(data, 1, PREVIEW_CHARS).alias("preview"),
+            )
+            .where(
+                (Document.app == self.app_id)
+                & (Document.collection == check_collection(collection))
+            )
+        )
+        return self._page(query, limit, cursor, None)
+
+    def _page(self, query, limit, cursor, sort):
         limit = check_limit(limit)
         field, descending = _check_sort(sort)
         spec = _sort_spec(field, descending)
-        query = self._matching(collection, filter)
         if field == ID_FIELD:
             keys = (Document.doc_id,)
         else:
@@ -136,11 +158,10 @@ class DocStore:
             query = query.where(row < position if descending else row > position)
         order = [key.desc() if descending else key.asc() for key in keys]
         rows = list(query.order_by(*order).limit(limit + 1))
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = encode_cursor([spec, *_position(rows[-1], field, len(keys))])
-        return [row.data for row in rows], next_cursor
+        if len(rows) <= limit:
+            return rows, None
+        rows = rows[:limit]
+        return rows, encode_cursor([spec, *_position(rows[-1], field, len(keys))])
 
     def count(self, collection, filter=None):
         """Return how many documents of a collection match a filter."""

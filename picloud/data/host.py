@@ -86,7 +86,7 @@ def _calls(kv, docs):
 
     def kv_list(options):
         options = _options(options, LIST_OPTIONS)
-        entries, cursor = kv.list(values=False, **options)
+        entries, cursor = kv.list(view="keys", **options)
         return _page("keys", [entry.key for entry in entries], cursor)
 
     def docs_update(collection, doc_id, doc):

@@ -18,6 +18,7 @@ from picloud.models import isoformat, utcnow
 from picloud.models.data import KVEntry, compact_json
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+PREVIEW_CHARS = 200
 
 
 class KVStore:
@@ -73,16 +74,20 @@ class KVStore:
             self._emit("delete", None, previous)
         return True
 
-    def list(self, *, prefix=None, limit=None, cursor=None, values=True):
+    def list(self, *, prefix=None, limit=None, cursor=None, view="full"):
         """Return (entries, next cursor): one page of the keys starting with ``prefix``, in byte order.
 
-        Without ``values`` the entries carry only their key.
+        ``view`` picks what the entries carry: "full" (key, value, updated_at), "keys",
+        or "preview" (key, updated_at, and the value's JSON cut to PREVIEW_CHARS as
+        ``preview``, so that a page of large values is cheap to show).
         """
         limit = check_limit(limit)
-        if values:
-            query = KVEntry.for_app(self.app_id)
-        else:
-            query = KVEntry.select(KVEntry.key).where(KVEntry.app == self.app_id)
+        columns = {
+            "full": (),
+            "keys": (KVEntry.key,),
+            "preview": (KVEntry.key, KVEntry.updated_at, KVEntry.value_preview(PREVIEW_CHARS)),
+        }[view]
+        query = KVEntry.select(*columns).where(KVEntry.app == self.app_id)
         if prefix:
             check_key(prefix, "prefix", "prefix")
             query = query.where(KVEntry.key >= prefix)

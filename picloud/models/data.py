@@ -46,6 +46,11 @@ class KVEntry(BaseModel):
     def lookup(cls, app_id, key):
         return cls.for_app(app_id).where(cls.key == key)
 
+    @classmethod
+    def value_preview(cls, chars):
+        """Select the start of the value's JSON as ``preview``."""
+        return peewee.fn.substr(cls.value_json, 1, chars).alias("preview")
+
     @property
     def value(self):
         return json.loads(self.value_json)
