@@ -125,14 +125,14 @@ def create_app():
         return _render_list(form, 422)
     try:
         app = manager.create_app(
-            form.slug.data.strip(),
-            name=form.name.data.strip() or None,
-            description=form.description.data.strip() or None,
+            form.slug.data,
+            name=form.name.data or None,
+            description=form.description.data or None,
             force=form.force.data,
         )
     except (Conflict, ValidationFailed) as exc:
         if exc.code == "slug_in_history":  # the status line offers the takeover
-            return _render_list(form, exc.status, slug_check=check_slug(form.slug.data.strip()))
+            return _render_list(form, exc.status, slug_check=check_slug(form.slug.data))
         show_error(form, exc, "slug")
         return _render_list(form, exc.status)
     return go_to(url_for("dashboard.app", slug=app.slug))

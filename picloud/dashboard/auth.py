@@ -47,5 +47,5 @@ def logout():
 @bp.get("/")
 @login_required()
 def home():
-    """Open the dashboard's first page."""
-    return redirect(url_for("dashboard.account"))
+    """Open the dashboard's first page: the apps list."""
+    return redirect(url_for("dashboard.apps"))

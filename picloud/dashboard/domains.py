@@ -37,7 +37,7 @@ def claim_domain(app):
     if not form.validate_on_submit():
         return _render(app, form, status=422)
     try:
-        add_domain(app, form.pattern.data.strip())
+        add_domain(app, form.pattern.data)
     except (Conflict, ValidationFailed) as exc:
         show_error(form, exc, "pattern")
         return _render(app, form, status=exc.status)

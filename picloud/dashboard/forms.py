@@ -49,47 +49,56 @@ SLUG_HELP = "Lowercase letters, digits and hyphens; starts and ends with a lette
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*")
 
 
+def strip_text(value):
+    """Trim the whitespace around submitted text."""
+    return value.strip() if isinstance(value, str) else value
+
+
+TEXT = {"filters": [strip_text], "default": ""}
+
+
 class AppForm(FlaskForm):
-    slug = StringField("Slug", validators=[DataRequired(), Length(max=63)], description=SLUG_HELP)
-    name = StringField("Name", validators=[Length(max=200)])
-    description = StringField("Description", validators=[Length(max=2000)])
+    slug = StringField("Slug", validators=[DataRequired(), Length(max=63)], description=SLUG_HELP, **TEXT)
+    name = StringField("Name", validators=[Length(max=200)], **TEXT)
+    description = StringField("Description", validators=[Length(max=4000)], **TEXT)
     force = BooleanField("Take this slug over from the app that used to have it")
 
 
 class AppDetailsForm(FlaskForm):
-    name = StringField("Name", validators=[Length(max=200)])
-    description = TextAreaField("Description", validators=[Length(max=2000)])
+    name = StringField("Name", validators=[Length(max=200)], **TEXT)
+    description = TextAreaField("Description", validators=[Length(max=4000)], **TEXT)
 
 
 class RenameForm(FlaskForm):
-    slug = StringField("New slug", validators=[DataRequired(), Length(max=63)], description=SLUG_HELP)
+    slug = StringField("New slug", validators=[DataRequired(), Length(max=63)], description=SLUG_HELP, **TEXT)
     force = BooleanField("Take this slug over")
 
 
 class DeleteAppForm(FlaskForm):
-    confirm_slug = StringField("Type the app's slug to confirm", validators=[DataRequired()])
+    confirm_slug = StringField("Type the app's slug to confirm", validators=[DataRequired()], **TEXT)
 
 
 class DomainForm(FlaskForm):
-    pattern = StringField("Domain", validators=[DataRequired(), Length(max=300)])
+    pattern = StringField("Domain", validators=[DataRequired(), Length(max=300)], **TEXT)
 
 
 class ScriptForm(FlaskForm):
     name = StringField(
         "Name",
         validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_.-]{1,64}$", message="1-64 letters, digits or . _ -")],
+        **TEXT,
     )
-    description = StringField("Description", validators=[Length(max=2000)])
+    description = StringField("Description", validators=[Length(max=4000)], **TEXT)
 
 
 class SourceForm(FlaskForm):
-    source = TextAreaField("Source")
+    source = TextAreaField("Source", default="")
 
 
 class ScriptSettingsForm(FlaskForm):
     """Description, timeout and one optional field per sandbox knob (added by ``with_knobs``)."""
 
-    description = StringField("Description", validators=[Length(max=2000)])
+    description = StringField("Description", validators=[Length(max=4000)], **TEXT)
     timeout_seconds = IntegerField("Timeout (seconds)", validators=[InputRequired(), NumberRange(min=1)])
 
     @classmethod
@@ -104,7 +113,7 @@ class ScriptSettingsForm(FlaskForm):
 
 class RouteForm(FlaskForm):
     method = SelectField("Method", choices=[(m, "any (*)" if m == "*" else m) for m in HTTP_METHODS])
-    path = StringField("Path", validators=[DataRequired(), Length(max=1000)], default="/")
+    path = StringField("Path", validators=[DataRequired(), Length(max=1000)], filters=[strip_text], default="/")
     host = SelectField("Host", choices=[("", "any claimed host")])
     script_id = SelectField("Script", coerce=int, choices=[])
     dispatch_mode = SelectField("Dispatch", choices=[("sync", "sync"), ("async", "async")])
@@ -113,10 +122,10 @@ class RouteForm(FlaskForm):
 
 class ConsoleForm(FlaskForm):
     method = SelectField("Method", choices=[(m, m) for m in HTTP_METHODS if m != "*"])
-    path = StringField("Path", default="/", validators=[DataRequired(), Length(max=2000)])
-    query = StringField("Query string", validators=[Length(max=4000)], description="e.g. name=pi&page=2")
-    headers = TextAreaField("Headers", validators=[Length(max=16000)], description="One 'Name: value' per line")
-    body = TextAreaField("JSON body", validators=[Length(max=1_048_576)])
+    path = StringField("Path", validators=[DataRequired(), Length(max=2000)], filters=[strip_text], default="/")
+    query = StringField("Query string", validators=[Length(max=4000)], **TEXT)
+    headers = TextAreaField("Headers", validators=[Length(max=16000)], default="")
+    body = TextAreaField("JSON body", validators=[Length(max=1_048_576)], default="")
 
 
 class LogFilterForm(FlaskForm):

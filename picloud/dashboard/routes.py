@@ -67,7 +67,7 @@ def add_route(app):
         return _render(app, form, status=422)
     data = {
         "method": form.method.data,
-        "path": form.path.data.strip(),
+        "path": form.path.data,
         "host": form.host.data or None,
         "script_id": form.script_id.data,
         "dispatch_mode": form.dispatch_mode.data,

@@ -5,6 +5,7 @@ from urllib.parse import unquote_plus
 
 from flask import current_app, g, make_response, request, url_for
 
+from picloud import orchestrator
 from picloud.dashboard import bp, login_required
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
 from picloud.dashboard.forms import ConfirmForm, ConsoleForm, ScriptForm, ScriptSettingsForm, SourceForm
@@ -66,9 +67,7 @@ def create_script(app):
     form = ScriptForm()
     if not form.validate_on_submit():
         return _render_list(app, form, 422)
-    data = {"name": form.name.data.strip(), "source": SCRIPT_TEMPLATE}
-    if form.description.data.strip():
-        data["description"] = form.description.data.strip()
+    data = {"name": form.name.data, "source": SCRIPT_TEMPLATE, "description": form.description.data}
     try:
         script = manager.create_script(app, data, g.user)
     except (Conflict, ValidationFailed) as exc:
@@ -217,7 +216,7 @@ def save_script_settings(app, script_id):
         status = 422
     else:
         data = {
-            "description": form.description.data.strip(),
+            "description": form.description.data,
             "timeout_seconds": form.timeout_seconds.data,
             "sandbox": {
                 field.name.removeprefix("sandbox_"): field.data
@@ -274,23 +273,26 @@ def delete_script(app, script_id):
 @app_page
 def run_script(app, script_id):
     """Run the saved script with a request built from the console and show the outcome."""
-    from picloud.orchestrator import run_script as orchestrate
-
     script = _get_script(app, script_id)
     form = ConsoleForm()
     result = None
     status = 200
-    if form.validate_on_submit() and _parse_console(form):
-        execution, outcome = orchestrate(
-            script,
-            globals={"request": form.request_table},
-            source="execute",
-            wait_seconds=CONSOLE_WAIT_SECONDS,
-            principal=g.user,
-        )
-        result = console_result(execution, outcome)
-    else:
+    if not (form.validate_on_submit() and _parse_console(form)):
         status = 422
+    else:
+        try:
+            execution, outcome = orchestrator.run_script(
+                script,
+                globals={"request": form.request_table},
+                source="execute",
+                wait_seconds=CONSOLE_WAIT_SECONDS,
+                principal={"user_id": g.user.id, "username": g.user.username},
+            )
+        except orchestrator.Overloaded:
+            # Shown in the console (htmx swaps no 5xx): the run never started.
+            form.method.errors.append("Every execution slot is busy; try again in a moment.")
+        else:
+            result = console_result(execution, outcome)
     return render_tab(
         app,
         "scripts",
@@ -365,7 +367,7 @@ def _parse_console(form):
             form.body.errors.append(f"Not valid JSON: {exc}")
             return False
         headers.setdefault("content-type", "application/json")
-    path = form.path.data.strip()
+    path = form.path.data
     if not path.startswith("/"):
         path = "/" + path
     query = {}

@@ -39,7 +39,7 @@ def save_app_details(app):
     if not form.validate_on_submit():
         return _render(app, 422, details=form)
     try:
-        update_app(app, name=form.name.data.strip(), description=form.description.data.strip())
+        update_app(app, name=form.name.data, description=form.description.data)
     except ValidationFailed as exc:
         show_error(form, exc, "name")
         return _render(app, exc.status, details=form)
@@ -68,7 +68,7 @@ def rename_app(app):
     form = RenameForm()
     if not form.validate_on_submit():
         return _render(app, 422, rename=form)
-    new_slug = form.slug.data.strip()
+    new_slug = form.slug.data
     try:
         renamed = update_app(app, slug=new_slug, force=form.force.data)
     except (Conflict, ValidationFailed) as exc:
@@ -85,7 +85,7 @@ def remove_app(app):
     form = DeleteAppForm()
     if not form.validate_on_submit():
         return _render(app, 422, delete=form)
-    if form.confirm_slug.data.strip() != app.slug:
+    if form.confirm_slug.data != app.slug:
         form.confirm_slug.errors.append(f"Type {app.slug} exactly to delete this app.")
         return _render(app, 422, delete=form)
     try:

@@ -1,0 +1,436 @@
+"""The app pages over HTTP: apps list, tabs, scripts, routes, domains, logs, settings.
+
+A requests session logs in like a browser and posts the forms with their CSRF token;
+stored state is checked through the models bound to the suite's database.
+"""
+import re
+import uuid
+
+import pytest
+import requests
+
+from picloud.models import App, AppSlugHistory, Domain, Route, Script
+from tests.conftest import ADMIN_PASSWORD
+
+
+class Dashboard:
+    """A logged-in dashboard session that sends the CSRF token with every POST."""
+
+    def __init__(self, base_url, username, password):
+        self.base_url = base_url
+        self.session = requests.Session()
+        page = self.session.get(base_url + "/admin/login", timeout=30)
+        response = self.session.post(
+            base_url + "/admin/login",
+            data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert response.status_code == 302, response.text
+        self.csrf = csrf_from(self.session.get(base_url + "/admin/account", timeout=30).text)
+
+    def get(self, path, htmx=False, **kwargs):
+        headers = {"HX-Request": "true"} if htmx else {}
+        return self.session.get(self.base_url + path, headers=headers, allow_redirects=False, timeout=30, **kwargs)
+
+    def post(self, path, data=None, htmx=False, csrf=True):
+        data = dict(data or {})
+        if csrf:
+            data["csrf_token"] = self.csrf
+        headers = {"HX-Request": "true"} if htmx else {}
+        return self.session.post(self.base_url + path, data=data, headers=headers, allow_redirects=False, timeout=60)
+
+
+def csrf_from(html):
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html
+    )
+    assert match, "no CSRF token in page"
+    return match.group(1)
+
+
+def selected_tab(html):
+    return re.search(r'aria-selected="true">([^<]+)<', html).group(1)
+
+
+@pytest.fixture(scope="module")
+def dash(server):
+    return Dashboard(server.url, "admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def login_as(server, admin, unique):
+    """Create a user with a role and return a Dashboard session logged in as them."""
+
+    def make(role):
+        password = "password-" + uuid.uuid4().hex
+        response = admin.post(
+            "/api/v1/admin/users", json={"username": unique(role), "password": password, "role": role}
+        )
+        assert response.status_code == 201, response.text
+        return Dashboard(server.url, response.json()["username"], password)
+
+    return make
+
+
+@pytest.fixture
+def new_app(dash, unique, database):
+    """Create an app through the dashboard and return its slug."""
+
+    def make(slug=None, **fields):
+        slug = slug or unique("app")
+        response = dash.post("/admin/apps", {"slug": slug, **fields})
+        assert response.status_code == 303, response.text
+        assert response.headers["Location"].endswith(f"/admin/apps/{slug}")
+        return slug
+
+    return make
+
+
+@pytest.fixture
+def new_script(dash, database):
+    """Create a script in an app through the dashboard and return the Script row."""
+
+    def make(slug, name="main"):
+        response = dash.post(f"/admin/apps/{slug}/scripts", {"name": name})
+        assert response.status_code == 303, response.text
+        return Script.get(Script.name == name, Script.app == App.get(App.slug == slug))
+
+    return make
+
+
+# Apps list, creation and the slug check ----------------------------------------------
+
+
+def test_the_dashboard_opens_on_the_apps_list(dash):
+    home = dash.get("/admin")
+    assert home.status_code == 302 and home.headers["Location"].endswith("/admin/apps")
+    page = dash.get("/admin/apps")
+    assert page.status_code == 200
+    assert "Create an app" in page.text and "default" in page.text
+
+
+def test_creating_an_app_stores_it_and_opens_its_overview(dash, new_app, unique):
+    slug = new_app(name="Shop front", description="Sells things")
+    app = App.get(App.slug == slug)
+    assert (app.name, app.description) == ("Shop front", "Sells things")
+    page = dash.get(f"/admin/apps/{slug}")
+    assert page.status_code == 200
+    assert selected_tab(page.text) == "Overview"
+    assert "Shop front" in page.text and '<svg class="chart"' in page.text
+    assert f'href="/admin/apps/{slug}/scripts"' in page.text
+
+
+def test_a_post_without_the_csrf_token_is_refused(dash, unique, database):
+    slug = unique("nocsrf")
+    response = dash.post("/admin/apps", {"slug": slug}, csrf=False)
+    assert response.status_code == 400
+    assert not App.select().where(App.slug == slug).exists()
+
+
+@pytest.mark.parametrize(
+    "slug, state",
+    [("Not_A_Slug", "invalid"), ("admin", "reserved"), ("default", "taken")],
+)
+def test_the_slug_check_names_each_problem(dash, slug, state):
+    response = dash.post("/admin/apps/slug-check", {"slug": slug}, htmx=True)
+    assert response.status_code == 200
+    assert f'data-slug-state="{state}"' in response.text
+    assert "<html" not in response.text
+
+
+def test_the_slug_check_offers_a_takeover_for_a_former_slug(dash, new_app, unique):
+    old = unique("old")
+    new_app(old)
+    assert dash.post(f"/admin/apps/{old}/settings/rename", {"slug": unique("moved")}).status_code == 303
+    free = dash.post("/admin/apps/slug-check", {"slug": unique("free")}, htmx=True)
+    assert 'data-slug-state="available"' in free.text
+    former = dash.post("/admin/apps/slug-check", {"slug": old}, htmx=True)
+    assert 'data-slug-state="in_history"' in former.text and 'name="force"' in former.text
+
+    refused = dash.post("/admin/apps", {"slug": old})
+    assert refused.status_code == 409
+    assert 'data-slug-state="in_history"' in refused.text
+    assert dash.post("/admin/apps", {"slug": old, "force": "y"}).status_code == 303
+    assert not AppSlugHistory.select().where(AppSlugHistory.slug == old).exists()
+
+
+def test_a_taken_slug_is_shown_next_to_the_field(dash):
+    response = dash.post("/admin/apps", {"slug": "default"})
+    assert response.status_code == 409
+    assert re.search(r'<small class="error">[^<]*taken', response.text)
+
+
+# Tabs and redirects ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sub_path, tab",
+    [("", "Overview"), ("/scripts", "Scripts"), ("/routes", "Routes"), ("/domains", "Domains"),
+     ("/logs", "Logs"), ("/settings", "Settings")],
+)
+def test_each_tab_renders_with_itself_selected(dash, sub_path, tab):
+    page = dash.get(f"/admin/apps/default{sub_path}")
+    assert page.status_code == 200
+    assert selected_tab(page.text) == tab
+    assert page.text.count('aria-selected="true"') == 1
+
+
+def test_an_unknown_app_is_a_404_page(dash, unique):
+    page = dash.get(f"/admin/apps/{unique('nope')}/routes")
+    assert page.status_code == 404
+    assert "<html" in page.text and "No such app" in page.text
+
+
+def test_a_former_slug_answers_301_to_the_same_sub_path(dash, new_app, unique):
+    old, new = unique("before"), unique("after")
+    new_app(old)
+    renamed = dash.post(f"/admin/apps/{old}/settings/rename", {"slug": new})
+    assert renamed.status_code == 303
+    assert renamed.headers["Location"].endswith(f"/admin/apps/{new}/settings")
+    moved = dash.get(f"/admin/apps/{old}/logs?status=ok")
+    assert moved.status_code == 301
+    assert moved.headers["Location"].endswith(f"/admin/apps/{new}/logs?status=ok")
+    assert dash.get(f"/admin/apps/{new}/logs").status_code == 200
+
+
+def test_renaming_onto_another_apps_former_slug_needs_force(dash, new_app, unique):
+    first, second = new_app(), new_app()
+    parked = unique("parked")
+    assert dash.post(f"/admin/apps/{first}/settings/rename", {"slug": parked}).status_code == 303
+
+    check = dash.post(f"/admin/apps/{second}/settings/slug-check", {"slug": first}, htmx=True)
+    assert 'data-slug-state="in_history"' in check.text
+    assert "<dialog" in check.text and 'name="force"' in check.text and parked in check.text
+
+    refused = dash.post(f"/admin/apps/{second}/settings/rename", {"slug": first})
+    assert refused.status_code == 409
+    assert App.select().where(App.slug == second).exists()
+    taken = dash.post(f"/admin/apps/{second}/settings/rename", {"slug": first, "force": "y"})
+    assert taken.status_code == 303
+    assert App.get(App.slug == first).id != App.get(App.slug == parked).id
+    assert dash.get(f"/admin/apps/{first}").status_code == 200
+
+
+def test_deleting_an_app_needs_its_slug_typed(dash, new_app):
+    slug = new_app()
+    wrong = dash.post(f"/admin/apps/{slug}/settings/delete", {"confirm_slug": slug + "x"})
+    assert wrong.status_code == 422
+    assert App.select().where(App.slug == slug).exists()
+    deleted = dash.post(f"/admin/apps/{slug}/settings/delete", {"confirm_slug": slug})
+    assert deleted.status_code == 303 and deleted.headers["Location"].endswith("/admin/apps")
+    assert not App.select().where(App.slug == slug).exists()
+
+
+def test_the_default_app_cannot_be_deleted(dash):
+    response = dash.post("/admin/apps/default/settings/delete", {"confirm_slug": "default"})
+    assert response.status_code == 409
+    assert App.select().where(App.slug == "default").exists()
+
+
+# Domains and routes ------------------------------------------------------------------
+
+
+def test_domains_are_claimed_and_conflicts_shown_inline(dash, new_app, unique):
+    first, second = new_app(), new_app()
+    host = unique("shop") + ".example.com"
+    added = dash.post(f"/admin/apps/{first}/domains", {"pattern": host.upper()}, htmx=True)
+    assert added.status_code == 200
+    assert "<html" not in added.text and f"<code>{host}</code>" in added.text
+    assert Domain.get(Domain.pattern == host).app.slug == first
+
+    taken = dash.post(f"/admin/apps/{second}/domains", {"pattern": host}, htmx=True)
+    assert taken.status_code == 409
+    assert f"held by app {first}" in taken.text
+    invalid = dash.post(f"/admin/apps/{second}/domains", {"pattern": "http://x.example.com/a"}, htmx=True)
+    assert invalid.status_code == 422 and 'class="error"' in invalid.text
+
+
+def test_routes_are_created_with_their_urls_toggled_and_deleted(dash, new_app, new_script, unique, server):
+    slug = new_app()
+    host = unique("r") + ".example.com"
+    dash.post(f"/admin/apps/{slug}/domains", {"pattern": host}, htmx=True)
+    script = new_script(slug)
+    form = {"method": "GET", "path": "/items/:id", "host": "", "script_id": script.id,
+            "dispatch_mode": "sync", "enabled": "y"}
+    created = dash.post(f"/admin/apps/{slug}/routes", form, htmx=True)
+    assert created.status_code == 200, created.text
+    port = server.url.rsplit(":", 1)[1]
+    assert f"http://{host}:{port}/items/:id" in created.text
+    route = Route.get(Route.app == App.get(App.slug == slug))
+    assert (route.method, route.path, route.host, route.enabled) == ("GET", "/items/:id", None, True)
+
+    clash = dash.post(f"/admin/apps/{slug}/routes", {**form, "path": "/items/:other"}, htmx=True)
+    assert clash.status_code == 409
+    assert f"conflicts with route #{route.id}" in clash.text
+    unclaimed = dash.post(f"/admin/apps/{slug}/routes", {**form, "path": "/x", "host": "elsewhere.org"}, htmx=True)
+    assert unclaimed.status_code == 422 and "Not a valid choice" in unclaimed.text
+
+    toggled = dash.post(f"/admin/apps/{slug}/routes/{route.id}/toggle", htmx=True)
+    assert toggled.status_code == 200 and Route.get_by_id(route.id).enabled is False
+    assert dash.post(f"/admin/apps/{slug}/routes/{route.id}/delete", htmx=True).status_code == 200
+    assert not Route.select().where(Route.id == route.id).exists()
+
+
+def test_objects_of_another_app_are_not_found(dash, new_app, new_script):
+    mine, theirs = new_app(), new_app()
+    script = new_script(theirs)
+    assert dash.get(f"/admin/apps/{mine}/scripts/{script.id}").status_code == 404
+    assert dash.post(f"/admin/apps/{mine}/scripts/{script.id}/delete", htmx=True).status_code == 404
+    assert dash.get(f"/admin/apps/{mine}/logs/{uuid.uuid4()}").status_code == 404
+    assert dash.get(f"/admin/apps/{mine}/logs/not-a-uuid").status_code == 404
+    assert Script.select().where(Script.id == script.id).exists()
+
+
+# Scripts -----------------------------------------------------------------------------
+
+
+def test_a_new_script_opens_in_the_editor_with_the_template(dash, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug, "greet")
+    assert script.version == 1 and "request.query.name" in script.source
+    page = dash.get(f"/admin/apps/{slug}/scripts/{script.id}")
+    assert page.status_code == 200
+    assert 'data-editor="lua"' in page.text and "vendor/codemirror/codemirror.js" in page.text
+    assert re.search(r'class="breadcrumb".*Apps</a> / <a[^>]*>' + slug + r"</a>.*Scripts</a> / .*greet", page.text, re.S)
+
+
+def test_saving_source_adds_a_version_and_a_compile_error_names_its_line(dash, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug)
+    path = f"/admin/apps/{slug}/scripts/{script.id}/source"
+    saved = dash.post(path, {"source": 'return "v2"\n'}, htmx=True)
+    assert saved.status_code == 200
+    assert "Saved as version 2" in saved.text and saved.headers["HX-Trigger"] == "script-saved"
+    assert Script.get_by_id(script.id).source == 'return "v2"\n'
+
+    broken = dash.post(path, {"source": 'local a = 1\nlocal b = 2\nreturn a +\n'}, htmx=True)
+    assert broken.status_code == 422
+    assert re.search(r'data-error-line="\d+"', broken.text)
+    assert "Line " in broken.text and "HX-Trigger" not in broken.headers
+    assert Script.get_by_id(script.id).version == 2
+
+    versions = dash.get(f"/admin/apps/{slug}/scripts/{script.id}/versions", htmx=True)
+    assert "v2" in versions.text and "v1" in versions.text
+    old = dash.get(f"/admin/apps/{slug}/scripts/{script.id}/versions/1", htmx=True)
+    assert "request.query.name" in old.text
+
+
+def test_restoring_a_version_makes_a_new_one(dash, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug)
+    dash.post(f"/admin/apps/{slug}/scripts/{script.id}/source", {"source": "return 2\n"}, htmx=True)
+    restored = dash.post(f"/admin/apps/{slug}/scripts/{script.id}/versions/1/restore")
+    assert restored.status_code == 303
+    current = Script.get_by_id(script.id)
+    assert current.version == 3 and current.source == script.source
+
+
+def test_sandbox_settings_show_defaults_and_refuse_values_over_the_ceiling(dash, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug)
+    page = dash.get(f"/admin/apps/{slug}/scripts/{script.id}")
+    assert "max_instructions" in page.text and "10,000,000" in page.text and "100,000,000" in page.text
+
+    path = f"/admin/apps/{slug}/scripts/{script.id}/settings"
+    too_much = dash.post(path, {"timeout_seconds": "5", "sandbox_max_instructions": "999999999999"}, htmx=True)
+    assert too_much.status_code == 422
+    assert "ceiling 100,000,000" in too_much.text
+    assert Script.get_by_id(script.id).sandbox == {}
+
+    saved = dash.post(path, {"timeout_seconds": "7", "sandbox_max_call_depth": "50", "description": "d"}, htmx=True)
+    assert saved.status_code == 200 and "Saved." in saved.text
+    stored = Script.get_by_id(script.id)
+    assert (stored.timeout_seconds, stored.sandbox, stored.description) == (7, {"max_call_depth": 50}, "d")
+
+    blank = dash.post(path, {"timeout_seconds": "7", "sandbox_max_call_depth": ""}, htmx=True)
+    assert blank.status_code == 200 and Script.get_by_id(script.id).sandbox == {}
+
+
+def test_a_script_that_a_route_uses_cannot_be_deleted(dash, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug)
+    dash.post(f"/admin/apps/{slug}/routes", {"method": "GET", "path": "/", "host": "", "script_id": script.id,
+                                             "dispatch_mode": "sync", "enabled": "y"}, htmx=True)
+    refused = dash.post(f"/admin/apps/{slug}/scripts/{script.id}/delete", htmx=True)
+    assert refused.status_code == 409 and "routes: #" in refused.text
+    Route.delete().where(Route.script == script).execute()
+    deleted = dash.post(f"/admin/apps/{slug}/scripts/{script.id}/delete", htmx=True)
+    assert deleted.status_code == 200 and deleted.headers["HX-Redirect"].endswith(f"/admin/apps/{slug}/scripts")
+    assert not Script.select().where(Script.id == script.id).exists()
+
+
+# The test console and the logs -------------------------------------------------------
+
+
+def test_the_console_runs_the_script_and_the_run_shows_in_the_logs(dash, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug, "greet")
+    ran = dash.post(
+        f"/admin/apps/{slug}/scripts/{script.id}/run",
+        {"method": "POST", "path": "/hi", "query": "name=pi", "headers": "X-Test: 1", "body": '{"a": 1}'},
+        htmx=True,
+    )
+    assert ran.status_code == 200, ran.text
+    assert "Hello, pi!" in ran.text and "greeting pi" in ran.text
+    assert '<span class="badge ok">ok</span>' in ran.text
+    execution_id = re.search(r"/logs/([0-9a-f-]{36})", ran.text).group(1)
+
+    bad = dash.post(f"/admin/apps/{slug}/scripts/{script.id}/run", {"method": "GET", "path": "/", "body": "{nope"}, htmx=True)
+    assert bad.status_code == 422 and "Not valid JSON" in bad.text
+
+    detail = wait_for(lambda: dash.get(f"/admin/apps/{slug}/logs/{execution_id}"))
+    assert "greeting pi" in detail.text and "Lua instructions" in detail.text
+    logs = dash.get(f"/admin/apps/{slug}/logs")
+    assert execution_id in logs.text
+    filtered = dash.get(f"/admin/apps/{slug}/logs", params={"status": "script_error"})
+    assert execution_id not in filtered.text
+    live = dash.get(f"/admin/apps/{slug}/logs", params={"live": "y"}, htmx=True)
+    assert 'hx-trigger="every 2s"' in live.text and "<html" not in live.text
+    still = dash.get(f"/admin/apps/{slug}/logs", htmx=True)
+    assert "every 2s" not in still.text
+
+
+def wait_for(fetch, attempts=50):
+    """Fetch until it answers 200: execution logs are written in batches."""
+    import time
+
+    for _ in range(attempts):
+        response = fetch()
+        if response.status_code == 200:
+            return response
+        time.sleep(0.1)
+    raise AssertionError(f"still {response.status_code}")
+
+
+# Capabilities ------------------------------------------------------------------------
+
+
+def test_a_viewer_reads_every_page_but_gets_no_forms(login_as, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug)
+    viewer = login_as("viewer")
+    for path in ("/admin/apps", f"/admin/apps/{slug}", f"/admin/apps/{slug}/routes",
+                 f"/admin/apps/{slug}/domains", f"/admin/apps/{slug}/settings"):
+        page = viewer.get(path)
+        assert page.status_code == 200, path
+        assert 'type="submit"' not in page.text.split("<main>")[1], path
+    editor = viewer.get(f"/admin/apps/{slug}/scripts/{script.id}")
+    assert 'data-readonly="true"' in editor.text and "Test console" not in editor.text
+    refused = viewer.post(f"/admin/apps/{slug}/scripts/{script.id}/source", {"source": "return 1"})
+    assert refused.status_code == 403 and "scripts.manage" in refused.text
+    assert Script.get_by_id(script.id).version == 1
+
+
+def test_a_developer_cannot_manage_apps_or_domains(login_as, new_app, unique):
+    slug = new_app()
+    developer = login_as("developer")
+    listing = developer.get("/admin/apps")
+    assert "Create an app" not in listing.text
+    assert developer.post("/admin/apps", {"slug": unique("dev")}).status_code == 403
+    domains = developer.get(f"/admin/apps/{slug}/domains")
+    assert "Add domain" not in domains.text
+    refused = developer.post(f"/admin/apps/{slug}/domains", {"pattern": unique("d") + ".example.com"})
+    assert refused.status_code == 403 and "domains.manage" in refused.text
+    assert developer.post(f"/admin/apps/{slug}/settings/rename", {"slug": unique("x")}).status_code == 403
+    assert developer.post(f"/admin/apps/{slug}/scripts", {"name": "dev-script"}).status_code == 303
