@@ -1,0 +1,203 @@
+"""Journeys through the app pages: from a new app to a run in the logs, renames,
+compile errors in the editor and the test console."""
+import re
+import uuid
+
+import requests
+from playwright.sync_api import expect
+
+from e2e.conftest import ADMIN_PASSWORD
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def api(live_server):
+    """Return a requests session holding an admin API token."""
+    token = requests.post(
+        live_server.url + "/api/v1/auth/token",
+        json={"username": "admin", "password": ADMIN_PASSWORD, "name": "e2e"},
+        timeout=10,
+    ).json()["token"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def create_app_with_script(live_server, source):
+    """Create an app and a script through the admin API; return (slug, script id)."""
+    client = api(live_server)
+    slug = unique("e2e")
+    app = client.post(live_server.url + "/api/v1/admin/apps", json={"slug": slug}, timeout=10)
+    assert app.status_code == 201, app.text
+    script = client.post(
+        live_server.url + "/api/v1/admin/scripts",
+        json={"app_id": app.json()["id"], "name": "main", "source": source},
+        timeout=10,
+    )
+    assert script.status_code == 201, script.text
+    return slug, script.json()["id"]
+
+
+def replace_source(page, source):
+    """Select everything in the editor and put ``source`` in its place, as a paste would."""
+    page.locator(".CodeMirror").click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.insert_text(source)
+
+
+def test_from_a_new_app_to_a_run_in_the_logs(admin_page, live_server):
+    page = admin_page
+    slug = unique("shop")
+    host = f"{slug}.example.test"
+
+    page.get_by_role("link", name="Apps").click()
+    page.get_by_label("Slug").press_sequentially(slug)
+    expect(page.locator("#slug-status")).to_contain_text("is available")
+    page.get_by_label("Name").fill("Corner shop")
+    page.get_by_role("button", name="Create app").click()
+    expect(page).to_have_url(re.compile(rf"/admin/apps/{slug}$"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Corner shop")
+
+    page.get_by_role("tab", name="Domains").click()
+    page.get_by_label("Domain").fill(host)
+    page.get_by_role("button", name="Add domain").click()
+    expect(page.get_by_role("cell", name=host, exact=True)).to_be_visible()
+
+    page.get_by_role("tab", name="Scripts").click()
+    page.get_by_label("Name").fill("greet")
+    page.get_by_role("button", name="Create script").click()
+    expect(page.locator(".breadcrumb")).to_contain_text("Scripts / greet")
+    replace_source(page, 'log.info("serving " .. request.path)\nreturn "fresh bread at " .. request.path\n')
+    expect(page.locator("#unsaved")).to_be_visible()
+    page.keyboard.press("ControlOrMeta+s")
+    expect(page.locator("#save-status")).to_contain_text("Saved as version 2")
+    expect(page.locator("#unsaved")).to_be_hidden()
+    expect(page.locator("#versions")).to_contain_text("v2")
+
+    page.get_by_role("tab", name="Routes").click()
+    page.get_by_label("Method").select_option("GET")
+    page.get_by_label("Path").fill("/bread")
+    page.get_by_label("Host").select_option(host)
+    page.get_by_label("Script").select_option(label="greet")
+    page.get_by_role("button", name="Add route").click()
+    port = live_server.url.rsplit(":", 1)[1]
+    expect(page.get_by_role("link", name=f"http://{host}:{port}/bread")).to_be_visible()
+
+    response = requests.get(live_server.url + "/bread", headers={"Host": host}, timeout=10)
+    assert response.status_code == 200
+    assert response.text == "fresh bread at /bread"
+
+    page.get_by_role("tab", name="Logs").click()
+    page.get_by_label("Live").check()
+    expect(page.locator("#log-rows[data-live]")).to_be_visible()
+    row = page.get_by_role("row").filter(has_text="greet").filter(has_text="http")
+    expect(row).to_have_count(1, timeout=10_000)
+    expect(row).to_contain_text("ok")
+    expect(row).to_contain_text("200")
+    page.get_by_label("Live").uncheck()
+    row.get_by_role("link", name=re.compile("Details")).click()
+    expect(page.get_by_role("heading", name=re.compile("Run "))).to_be_visible()
+    expect(page.locator(".log-lines")).to_contain_text("serving /bread")
+    expect(page.locator("table.usage")).to_contain_text("Lua instructions")
+
+
+def test_renaming_through_the_confirm_dialog_leaves_a_redirect(admin_page, live_server):
+    page = admin_page
+    first, second = unique("old"), unique("new")
+    for slug in (first,):
+        page.goto("/admin/apps")
+        page.get_by_label("Slug").fill(slug)
+        page.get_by_role("button", name="Create app").click()
+        expect(page).to_have_url(re.compile(rf"/admin/apps/{slug}$"))
+
+    page.get_by_role("tab", name="Settings").click()
+    page.get_by_label("New slug").fill(second)
+    expect(page.locator("#rename-check")).to_contain_text("is available")
+    page.get_by_role("button", name="Rename…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(f"Rename {first} to {second}?")
+    dialog.get_by_role("button", name="Rename", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/admin/apps/{second}/settings$"))
+
+    moved = page.request.get(f"/admin/apps/{first}/routes", max_redirects=0)
+    assert moved.status == 301
+    assert moved.headers["location"].endswith(f"/admin/apps/{second}/routes")
+    page.goto(f"/admin/apps/{first}/routes")
+    expect(page).to_have_url(re.compile(rf"/admin/apps/{second}/routes$"))
+    expect(page.get_by_role("tab", name="Routes")).to_have_attribute("aria-selected", "true")
+
+    # Another app taking the old slug is warned that the redirect will stop.
+    third = unique("other")
+    page.goto("/admin/apps")
+    page.get_by_label("Slug").fill(third)
+    page.get_by_role("button", name="Create app").click()
+    page.get_by_role("tab", name="Settings").click()
+    page.get_by_label("New slug").fill(first)
+    expect(page.locator("#rename-check")).to_contain_text(f"former slug of app {second}")
+    page.get_by_role("button", name="Rename…").click()
+    expect(page.get_by_role("dialog")).to_contain_text(f"the old redirect to {second} stops")
+    page.get_by_role("dialog").get_by_role("button", name="Take over and rename").click()
+    expect(page).to_have_url(re.compile(rf"/admin/apps/{first}/settings$"))
+    page.goto(f"/admin/apps/{first}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(third)
+
+
+def test_a_compile_error_is_shown_at_its_line(admin_page, live_server):
+    page = admin_page
+    slug, script_id = create_app_with_script(live_server, 'return "ok"\n')
+    page.goto(f"/admin/apps/{slug}/scripts/{script_id}")
+    replace_source(page, 'local greeting = "hi"\nlocal n = 1\nif n > 0 then\n  return greeting\n')
+    page.get_by_role("button", name="Save", exact=True).click()
+
+    status = page.locator("#save-status")
+    expect(status).to_contain_text("Line ")
+    line = int(status.get_attribute("data-error-line"))
+    assert 3 <= line <= 5
+    marked = page.locator(".CodeMirror-code > div").filter(has=page.locator(".cm-error-line"))
+    expect(marked).to_have_count(1)
+    expect(marked.locator(".CodeMirror-linenumber")).to_have_text(str(line))
+    expect(page.locator(".cm-error-note")).to_contain_text(f"Line {line}:")
+    expect(page.locator("#versions")).not_to_contain_text("v2")
+
+    replace_source(page, 'local greeting = "hi"\nreturn greeting\n')
+    page.keyboard.press("ControlOrMeta+s")
+    expect(status).to_contain_text("Saved as version 2")
+    expect(page.locator(".cm-error-line")).to_have_count(0)
+    page.reload()
+    expect(page.locator(".CodeMirror")).to_contain_text("return greeting")
+
+
+def test_the_console_runs_the_script_with_a_request(admin_page, live_server):
+    page = admin_page
+    source = (
+        'log.info("order for " .. request.json.item)\n'
+        'return {status = 201, body = {item = request.json.item, q = request.query.size,'
+        ' who = ctx.principal.username, method = request.method}}\n'
+    )
+    slug, script_id = create_app_with_script(live_server, source)
+    page.goto(f"/admin/apps/{slug}/scripts/{script_id}")
+    console = page.locator("#console")
+    console.get_by_label("Method").select_option("POST")
+    console.get_by_label("Path").fill("/orders")
+    console.get_by_label("Query string").fill("size=large")
+    console.get_by_label("JSON body").fill('{"item": "tea"}')
+    console.get_by_role("button", name="Run").click()
+
+    result = page.locator("#console-result")
+    expect(result).to_contain_text("ok")
+    expect(result).to_contain_text("Response 201")
+    body = result.locator(".response-body")
+    expect(body).to_contain_text('"item": "tea"')
+    expect(body).to_contain_text('"q": "large"')
+    expect(body).to_contain_text('"who": "admin"')
+    expect(body).to_contain_text('"method": "POST"')
+    expect(result.locator(".log-lines")).to_contain_text("order for tea")
+    expect(result).to_contain_text("Duration")
+    expect(result).to_contain_text("Instructions")
+
+    console.get_by_label("JSON body").fill("{broken")
+    console.get_by_role("button", name="Run").click()
+    expect(page.locator("#console")).to_contain_text("Not valid JSON")
