@@ -21,6 +21,7 @@ TABS = (
     ("scripts", "Scripts", "dashboard.scripts"),
     ("routes", "Routes", "dashboard.routes"),
     ("domains", "Domains", "dashboard.domains"),
+    ("data", "Data", "dashboard.data"),
     ("logs", "Logs", "dashboard.logs"),
     ("settings", "Settings", "dashboard.app_settings"),
 )

@@ -1,0 +1,66 @@
+"""Helpers for data plane tests: store URLs, running Lua through a real route, waiting."""
+import time
+import uuid
+from urllib.parse import quote
+
+import pytest
+
+from tests.support.apps import new_site, other_site, site  # noqa: F401  (fixtures)
+
+
+def kv_url(site, key=None):
+    """The admin URL of an app's KV store, or of one (percent-encoded) key in it."""
+    base = f"/api/v1/admin/apps/{site.app['id']}/kv"
+    return base if key is None else f"{base}/{quote(key, safe='')}"
+
+
+def docs_url(site, collection=None, doc_id=None):
+    """The admin URL of an app's collections, one collection, or one document."""
+    url = f"/api/v1/admin/apps/{site.app['id']}/docs"
+    if collection is not None:
+        url += f"/{collection}"
+    if doc_id is not None:
+        url += f"/{quote(doc_id, safe='')}"
+    return url
+
+
+def run_lua(site, source, **call):
+    """Put ``source`` behind a fresh route of the site, call it, and return the response."""
+    path = f"/run-{uuid.uuid4().hex[:8]}"
+    site.route(path, source)
+    return site.call(path, **call)
+
+
+def lua_json(site, source):
+    """Run ``source`` and return its JSON result, failing on anything but 200."""
+    response = run_lua(site, source)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_for(check, timeout=20, interval=0.05, what="the condition"):
+    """Call ``check`` until it returns something truthy; return that or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def add_trigger(site, kind, script, **body):
+    response = site.api.post(
+        f"/api/v1/admin/apps/{site.app['id']}/triggers/{kind}", json={"script_id": script["id"], **body}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def executions(site, **filters):
+    response = site.api.get(
+        f"/api/v1/admin/apps/{site.app['id']}/executions", params={"limit": 500, **filters}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["executions"]
