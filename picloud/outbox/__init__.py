@@ -13,6 +13,7 @@ learn there is work:
 
 ``wake()`` is public for code that wants to nudge the local dispatcher itself.
 """
+import base64
 import fnmatch
 import uuid
 
@@ -97,7 +98,7 @@ def enqueue_http_request(route, request_globals, *, app_id=None):
             kind="http",
             trigger_id=None,
             script=route.script_id,
-            payload=request_globals,
+            payload=storable_request(request_globals),
             principal=None,
             retry=route.retry or validate_retry(None),
             trigger_depth=0,
@@ -123,9 +124,37 @@ def enqueue_http_request(route, request_globals, *, app_id=None):
     return {"execution_id": execution_id, "accepted_at": isoformat(now)}
 
 
-def record_queued(**fields):
+def storable_request(request_globals):
+    """Return the ``request`` table in a JSON-storable form (its body is bytes).
+
+    A UTF-8 body is kept as text, so a dead letter shows it readably; any other body
+    is kept as base64 under ``body_base64``.
+    """
+    stored = dict(request_globals)
+    body = stored.get("body")
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            stored["body"] = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            stored["body"] = None
+            stored["body_base64"] = base64.b64encode(body).decode("ascii")
+    return stored
+
+
+def runnable_request(stored):
+    """Return the ``request`` table a script gets back from its stored form."""
+    request_globals = dict(stored)
+    encoded = request_globals.pop("body_base64", None)
+    if encoded is not None:
+        request_globals["body"] = base64.b64decode(encoded)
+    elif isinstance(request_globals.get("body"), str):
+        request_globals["body"] = request_globals["body"].encode("utf-8")
+    return request_globals
+
+
+def record_queued(*, execution_id, **fields):
     """Write a ``queued`` execution row (inside the caller's transaction)."""
-    Execution.insert(status="queued", logs=[], **fields).on_conflict_ignore().execute()
+    Execution.insert(id=execution_id, status="queued", logs=[], **fields).on_conflict_ignore().execute()
 
 
 def announce():

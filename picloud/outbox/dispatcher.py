@@ -33,7 +33,7 @@ import psycopg
 from picloud import executions, orchestrator
 from picloud.db import connection, db, is_postgres
 from picloud.models import OutboxEvent, isoformat, utcnow
-from picloud.outbox import CHANNEL, record_queued, set_dispatcher
+from picloud.outbox import CHANNEL, record_queued, runnable_request, set_dispatcher
 from picloud.outbox import claims
 from picloud.outbox.claims import write_transaction
 from picloud.outbox.dead_letters import bury, purge_resolved, record_handler_result
@@ -215,12 +215,15 @@ class Dispatcher:
             self._unstarted.discard(event.id)
             self._delivered.append(event.id)
             return None
-        name = "request" if event.kind == "http" else "event"
+        if event.kind == "http":
+            script_globals = {"request": runnable_request(event.payload)}
+        else:
+            script_globals = {"event": event.payload}
         self._unstarted.discard(event.id)
         try:
             execution, outcome = orchestrator.run_script(
                 script,
-                globals={name: event.payload},
+                globals=script_globals,
                 source=event.kind,
                 wait_seconds=SLOT_WAIT_SECONDS,
                 principal=event.principal,

@@ -4,10 +4,34 @@ from urllib.parse import quote
 
 import pytest
 
+from picloud import db as database_module
+from picloud.config import load_settings
+from picloud.migrate import migrate
 from tests.support.apps import new_site, other_site, site  # noqa: F401  (fixtures)
+from tests.support.databases import temporary_database
 
 # Retry settings that make a whole retry cycle take milliseconds.
 FAST_RETRY = {"max_attempts": 3, "backoff": "constant", "base_delay_ms": 5, "max_delay_ms": 5, "jitter": 0}
+
+
+@pytest.fixture(scope="module")
+def own_database(tmp_path_factory, database, settings):
+    """Bind this process's models to a fresh database of their own for the module.
+
+    For tests that claim events directly: on the suite's database they would compete
+    with the running server for its events. The suite's database is bound again after.
+    """
+    data_dir = tmp_path_factory.mktemp("own-db")
+    with temporary_database(data_dir) as url:
+        database_module.close_db()
+        database_module.init_db(url)
+        own_settings = load_settings({"DATABASE_URL": url, "PICLOUD_DATA_DIR": str(data_dir)})
+        migrate(own_settings)
+        try:
+            yield own_settings
+        finally:
+            database_module.close_db()
+            database_module.init_db(settings.database_url)
 
 
 def wait_for(check, timeout=20, interval=0.05, what="the condition"):
