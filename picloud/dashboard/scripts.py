@@ -40,7 +40,7 @@ def _get_script(app, script_id):
 
 
 def _render_list(app, form=None, status=200):
-    listed = Script.select().where(Script.app == app).order_by(Script.name)
+    listed = Script.listing(app).order_by(Script.name)
     return render_tab(
         app,
         "scripts",

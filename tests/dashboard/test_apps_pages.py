@@ -434,3 +434,27 @@ def test_a_developer_cannot_manage_apps_or_domains(login_as, new_app, unique):
     assert refused.status_code == 403 and "domains.manage" in refused.text
     assert developer.post(f"/admin/apps/{slug}/settings/rename", {"slug": unique("x")}).status_code == 403
     assert developer.post(f"/admin/apps/{slug}/scripts", {"name": "dev-script"}).status_code == 303
+
+
+def test_the_logs_page_pages_back_through_older_runs(dash, new_app, database):
+    import datetime
+
+    from picloud.models import Execution, utcnow
+
+    app = App.get(App.slug == new_app())
+    start = utcnow() - datetime.timedelta(minutes=10)
+    ids = [str(uuid.uuid4()) for _ in range(55)]
+    Execution.insert_many(
+        [
+            {"id": run_id, "app_id": app.id, "source": "http", "status": "ok", "http_status": 200,
+             "queued_at": start + datetime.timedelta(seconds=n)}
+            for n, run_id in enumerate(ids)
+        ]
+    ).execute()
+    first = dash.get(f"/admin/apps/{app.slug}/logs")
+    listed = re.findall(r"/logs/([0-9a-f-]{36})", first.text)
+    assert listed == ids[::-1][:50]
+    older = re.search(r'href="([^"]+)">Older runs', first.text).group(1).replace("&amp;", "&")
+    second = dash.get(older)
+    assert re.findall(r"/logs/([0-9a-f-]{36})", second.text) == ids[::-1][50:]
+    assert "Older runs" not in second.text and "Newest runs" in second.text
