@@ -1,0 +1,62 @@
+"""The Lua sandbox: limits, the script environment and the executor pool.
+
+This package is the only code in PiCloud that imports lupa, and it imports nothing
+else from PiCloud. SANDBOX.md (beside the design docs) lists the attacks it answers.
+
+- ``limits``: the six knobs, their defaults and ceilings, validation (API.md §5).
+- ``boot.lua`` + ``runtime``: one fresh, hardened Lua 5.4 runtime per execution,
+  the script environment of API.md §8 and the return-value mapping of §6.
+- ``worker``: the executor process; ``pool``: the processes and their wall-clock
+  timeouts, usable from greenlets (gevent) or threads.
+
+Conventions scripts see, beyond API.md:
+
+- JSON: a table whose keys are exactly 1..n encodes as an array, any other table
+  (the empty one included) as an object; integer keys of objects become strings.
+  ``json.null`` keeps array positions; decoding gives ``json.null`` for every null.
+- Host function arguments and results travel as JSON: a ``nil`` argument or
+  ``json.null`` arrives as ``None``; a ``None`` result is ``nil``, a ``None`` inside a
+  list or dict is ``json.null``.
+- Job globals (``request``, ``event``, ``ctx``): ``None`` as a dict value is simply
+  absent (``ctx.principal == nil``), ``None`` in a list is ``json.null``; ``bytes``
+  become Lua strings byte for byte.
+- ``max_call_depth`` counts every active function frame (library functions too)
+  and is checked each time the instruction hook fires: a recursion deeper than the
+  limit is stopped as soon as it runs long enough to be sampled.
+- The execution log counts as a table leaving the sandbox: more than
+  ``max_table_entries`` lines is a ``max_table_entries`` limit; the lines' bytes
+  count toward ``max_output_bytes`` with the response body.
+"""
+from .errors import HostError, Overloaded
+from .limits import (
+    BUILTIN_CEILINGS,
+    BUILTIN_DEFAULTS,
+    KNOBS,
+    InvalidSandbox,
+    effective_limits,
+    limits_from_env,
+    validate_sandbox,
+)
+from .outcome import CompileError, ExecutionJob, Outcome, ScriptResponse, Status
+from .pool import ExecutorPool
+from .runtime import LUA_VERSION, check_compile
+
+__all__ = [
+    "BUILTIN_CEILINGS",
+    "BUILTIN_DEFAULTS",
+    "KNOBS",
+    "LUA_VERSION",
+    "CompileError",
+    "ExecutionJob",
+    "ExecutorPool",
+    "HostError",
+    "InvalidSandbox",
+    "Outcome",
+    "Overloaded",
+    "ScriptResponse",
+    "Status",
+    "check_compile",
+    "effective_limits",
+    "limits_from_env",
+    "validate_sandbox",
+]

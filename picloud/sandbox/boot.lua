@@ -1,0 +1,1074 @@
+--[[
+Boot code of one sandbox runtime (see SANDBOX.md for the attacks it answers).
+
+Runs once in a fresh LuaRuntime before any script code, while the real standard
+library is still in reach. It captures what it needs in locals, builds the script's
+own environment table, then empties the real globals and the loaded-module table so
+that nothing reachable later leads back to them. It returns the entry points the
+executor calls from Python: setup() once per job, run() once, report() after.
+
+Rules for this file: never use method syntax on strings or `#`/`==`/`pairs` on
+script values (metamethods would run script code here); use the raw_* locals.
+
+Arguments: log_sink(level, message) and host_call(module, fn, args_json), Python
+callables that never raise and never become reachable from script code.
+]]
+local log_sink, host_call = ...
+
+-- Everything the sandbox needs, captured before the real tables are emptied.
+local debug_sethook, debug_getinfo, debug_getmetatable = debug.sethook, debug.getinfo, debug.getmetatable
+local raw_pcall, raw_error, raw_type, raw_select = pcall, error, type, select
+local raw_next, raw_rawget, raw_rawset, raw_rawequal, raw_rawlen = next, rawget, rawset, rawequal, rawlen
+local raw_setmetatable, raw_tostring, raw_tonumber = setmetatable, tostring, tonumber
+local raw_load, raw_collectgarbage = load, collectgarbage
+local s_rep, s_format, s_find, s_match, s_gsub = string.rep, string.format, string.find, string.match, string.gsub
+local s_sub, s_byte, s_char, s_lower, s_pack = string.sub, string.byte, string.char, string.lower, string.pack
+local t_concat, t_insert, t_remove, t_move, t_sort, t_unpack, t_pack =
+    table.concat, table.insert, table.remove, table.move, table.sort, table.unpack, table.pack
+local co_create, co_resume, co_running, co_status, co_close =
+    coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close
+local m_type, m_tointeger, m_huge, m_floor = math.type, math.tointeger, math.huge, math.floor
+local utf8_len, utf8_char = utf8.len, utf8.char
+local string_lib, table_lib, math_lib, utf8_lib, coroutine_lib = string, table, math, utf8, coroutine
+local os_time, os_clock, os_date = os.time, os.clock, os.date
+local raw_pairs, raw_ipairs, raw_getmetatable = pairs, ipairs, getmetatable
+local string_metatable = getmetatable("")
+local loaded, real_globals = package.loaded, _G
+-- From here on, reading a global is an error: boot code uses only the locals above.
+local _ENV = nil
+
+local MEMERR = "not enough memory"
+-- A script may raise the allocator's message itself; it is renamed so that the
+-- real one can be recognised (the classification itself is host-side state).
+local MEMERR_BY_SCRIPT = "not enough memory (raised by the script)"
+-- What an interrupted protected call sees; the outcome never depends on this text.
+local LIMIT_ERROR = "execution stopped: sandbox limit exceeded"
+-- The count hook starts fine-grained (usage of small scripts stays meaningful) and
+-- doubles up to MAX_INTERVAL: the hook's own cost then stays a few percent.
+local FIRST_INTERVAL, MAX_INTERVAL = 100, 10000
+local MAX_JSON_DEPTH = 256
+local MAX_ERROR_BYTES = 4096
+
+-- Per-execution state, set by setup().
+local max_instructions, max_call_depth, max_string, max_entries, max_output = 0, 0, 0, 0, 0
+local main_probe, coroutine_probe = 0, 0
+local used = 0
+local tripped, tripped_line, internal_message = nil, nil, nil
+local baseline_kb, peak_kb = 0, 0
+local output_used, log_entries = 0, 0
+local chunk_source, script_main
+local intervals = raw_setmetatable({}, {__mode = "k"})
+
+-- ---------------------------------------------------------------------------
+-- Limits: the count hook, charging, tripping
+
+-- Return the line of the innermost frame of the script's own chunk, if any.
+local function script_line()
+  local level = 2
+  while true do
+    local info = debug_getinfo(level, "Sl")
+    if not info then return nil end
+    if info.source == chunk_source and info.currentline > 0 then return info.currentline end
+    level = level + 1
+  end
+end
+
+-- End the execution: record why (host-side state) and unwind with an error that
+-- every protected call in the sandbox re-raises.
+local function trip(reason, message)
+  if not tripped then
+    tripped = reason
+    internal_message = message
+    tripped_line = script_line()
+  end
+  raw_error(LIMIT_ERROR, 0)
+end
+
+local function charge(cost)
+  if cost > max_instructions - used then
+    used = max_instructions + 1
+    trip("max_instructions")
+  end
+  used = used + m_floor(cost)
+end
+
+local function count_hook()
+  if tripped then raw_error(LIMIT_ERROR, 0) end
+  local co, is_main = co_running()
+  local n = intervals[co] or FIRST_INTERVAL
+  used = used + n
+  if used > max_instructions then trip("max_instructions") end
+  if debug_getinfo(is_main and main_probe or coroutine_probe, "l") then trip("max_call_depth") end
+  local kb = raw_collectgarbage("count")
+  if kb > peak_kb then peak_kb = kb end
+  local next_n = n * 2
+  if next_n > MAX_INTERVAL then next_n = MAX_INTERVAL end
+  -- Fire exactly when the budget would be exceeded, so the limit is precise.
+  local left = max_instructions - used
+  if next_n > left then next_n = left + 1 end
+  if next_n ~= n then
+    intervals[co] = next_n
+    debug_sethook(count_hook, "", next_n)
+  end
+end
+
+-- Re-raise what a protected call caught when the execution has to end anyway.
+local function intercept(ok, ...)
+  if not ok then
+    if tripped then raw_error(LIMIT_ERROR, 0) end
+    if (...) == MEMERR then trip("max_memory_bytes") end
+  end
+  return ok, ...
+end
+
+-- Whether an error message already says where it was raised.
+local function located(message)
+  return s_find(s_sub(message, 1, 200), "^[^\n]-:%d+: ") ~= nil
+end
+
+-- Return a protected library call's results, or raise its error at the script's
+-- call site. Use in tail position only: `return relay(raw_pcall(f, ...))`.
+local function relay(ok, ...)
+  if ok then return ... end
+  local e = ...
+  if tripped then raw_error(LIMIT_ERROR, 0) end
+  if e == MEMERR then trip("max_memory_bytes") end
+  if raw_type(e) == "string" and not located(e) then raw_error(e, 2) end
+  raw_error(e, 0)
+end
+
+-- Like relay, for a failed call whose wrapper goes on after success (not a tail call).
+local function raise_from(e)
+  if tripped then raw_error(LIMIT_ERROR, 0) end
+  if e == MEMERR then trip("max_memory_bytes") end
+  if raw_type(e) == "string" and not located(e) then raw_error(e, 3) end
+  raw_error(e, 0)
+end
+
+local function check_string(s)
+  if #s > max_string then trip("max_string_bytes") end
+  return s
+end
+
+-- A table whose reads and writes run no metamethod.
+local function plain(t)
+  return raw_type(t) == "table" and debug_getmetatable(t) == nil
+end
+
+-- ---------------------------------------------------------------------------
+-- Protected calls and coroutines
+
+local function sandbox_pcall(...)
+  if raw_select("#", ...) == 0 then raw_error("bad argument #1 to 'pcall' (value expected)", 2) end
+  return intercept(raw_pcall(...))
+end
+
+local function handled(handler, ok, ...)
+  if ok then return true, ... end
+  intercept(false, ...)
+  -- The handler runs after unwinding (a real xpcall handler runs inside the
+  -- failed call with hooks disabled, out of the instruction budget's reach).
+  local _, result = intercept(raw_pcall(handler, (...)))
+  return false, result
+end
+
+local function sandbox_xpcall(f, handler, ...)
+  if raw_type(handler) ~= "function" then
+    raw_error("bad argument #2 to 'xpcall' (function expected)", 2)
+  end
+  return handled(handler, raw_pcall(f, ...))
+end
+
+local function new_coroutine(f)
+  local co = co_create(f)
+  -- A coroutine inherits no Lua hook: give each one the count hook.
+  intervals[co] = FIRST_INTERVAL
+  debug_sethook(co, count_hook, "", FIRST_INTERVAL)
+  return co
+end
+
+local function sandbox_create(f)
+  if raw_type(f) ~= "function" then raw_error("bad argument #1 to 'create' (function expected)", 2) end
+  return new_coroutine(f)
+end
+
+local function sandbox_resume(co, ...)
+  if raw_type(co) ~= "thread" then raw_error("bad argument #1 to 'resume' (coroutine expected)", 2) end
+  if tripped then raw_error(LIMIT_ERROR, 0) end
+  return intercept(co_resume(co, ...))
+end
+
+local function sandbox_close(co)
+  if raw_type(co) ~= "thread" then raw_error("bad argument #1 to 'close' (coroutine expected)", 2) end
+  local status = co_status(co)
+  if status == "running" or status == "normal" then
+    raw_error("cannot close a " .. status .. " coroutine", 2)
+  end
+  -- Closing runs pending __close handlers, which may fail or be stopped.
+  return intercept(co_close(co))
+end
+
+local function unwrapped(co, ok, ...)
+  if ok then return ... end
+  local e = ...
+  if tripped then raw_error(LIMIT_ERROR, 0) end
+  if e == MEMERR then trip("max_memory_bytes") end
+  if co_status(co) == "dead" then
+    local closed, close_error = co_close(co)
+    if not closed then e = close_error end
+    if tripped then raw_error(LIMIT_ERROR, 0) end
+  end
+  if raw_type(e) == "string" then raw_error(e, 2) end
+  raw_error(e, 0)
+end
+
+local function sandbox_wrap(f)
+  if raw_type(f) ~= "function" then raw_error("bad argument #1 to 'wrap' (function expected)", 2) end
+  local co = new_coroutine(f)
+  return function(...)
+    if tripped then raw_error(LIMIT_ERROR, 0) end
+    return unwrapped(co, co_resume(co, ...))
+  end
+end
+
+-- ---------------------------------------------------------------------------
+-- Guarded library functions: size checks before C loops the hook never sees,
+-- their work charged to the instruction budget.
+
+local function string_length(v)
+  local vt = raw_type(v)
+  if vt == "string" then return #v end
+  if vt == "number" then return #raw_tostring(v) end
+  return nil
+end
+
+local function sandbox_rep(s, n, sep)
+  local ls, count = string_length(s), m_tointeger(n)
+  local lsep = sep == nil and 0 or string_length(sep)
+  if ls and count and lsep and count > 0 then
+    local unit = ls + lsep
+    -- An empty result still loops n times in C: string.rep('', math.maxinteger).
+    if unit == 0 then return "" end
+    if count > (max_string + lsep) // unit then trip("max_string_bytes") end
+    charge(count * unit // 64)
+  end
+  return relay(raw_pcall(s_rep, s, n, sep))
+end
+
+local function sandbox_format(...)
+  local ok, result = raw_pcall(s_format, ...)
+  if not ok then raise_from(result) end
+  charge(#result // 64)
+  return check_string(result)
+end
+
+local function after_gsub(ok, result, count)
+  if not ok then raise_from(result) end
+  charge(#result // 64)
+  return check_string(result), count
+end
+
+local function sandbox_gsub(s, pattern, repl, n)
+  if raw_type(s) == "string" then charge(#s // 64) end
+  if n == nil then return after_gsub(raw_pcall(s_gsub, s, pattern, repl)) end
+  return after_gsub(raw_pcall(s_gsub, s, pattern, repl, n))
+end
+
+local function scanning(f)
+  return function(s, ...)
+    if raw_type(s) == "string" then charge(#s // 64) end
+    return relay(raw_pcall(f, s, ...))
+  end
+end
+
+local function sandbox_char(...)
+  if raw_select("#", ...) > max_string then trip("max_string_bytes") end
+  return relay(raw_pcall(s_char, ...))
+end
+
+local function sandbox_pack(...)
+  local ok, result = raw_pcall(s_pack, ...)
+  if not ok then raise_from(result) end
+  return check_string(result)
+end
+
+-- Count of a numeric range [first, last] without integer overflow.
+local function span(first, last)
+  if m_type(first) ~= "integer" or m_type(last) ~= "integer" or last < first then return 0 end
+  return (last + 0.0) - first + 1
+end
+
+local function sandbox_concat(t, sep, i, j)
+  if not plain(t) then
+    -- __index/__len may be C functions: build the pieces in Lua, under the hook.
+    if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'concat' (table expected)", 2) end
+    local first, last = i or 1, j or #t
+    local pieces, n = {}, 0
+    for k = first, last do
+      local v = t[k]
+      local vt = raw_type(v)
+      if vt ~= "string" and vt ~= "number" then
+        raw_error(s_format("invalid value (at index %d) in table for 'concat'", k), 2)
+      end
+      n = n + 1
+      pieces[n] = v
+    end
+    t, i, j = pieces, 1, n
+  end
+  local first, last = i or 1, j or raw_rawlen(t)
+  local count = span(first, last)
+  -- The C loop stops at the first missing value: a border of t bounds it.
+  local bound = raw_rawlen(t) + 1
+  charge(count < bound and count or bound)
+  local ok, result = raw_pcall(t_concat, t, sep, i, j)
+  if not ok then raise_from(result) end
+  charge(#result // 64)
+  return check_string(result)
+end
+
+local function position_error(n, name)
+  raw_error(s_format("bad argument #%d to '%s' (position out of bounds)", n, name), 3)
+end
+
+local function sandbox_insert(t, ...)
+  local nargs = raw_select("#", ...)
+  if plain(t) then
+    if nargs == 2 then charge(raw_rawlen(t)) end
+    return relay(raw_pcall(t_insert, t, ...))
+  end
+  if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'insert' (table expected)", 2) end
+  -- __len/__index/__newindex may be C functions: shift in Lua, under the hook.
+  local e = #t + 1
+  if nargs == 1 then
+    t[e] = (...)
+  elseif nargs == 2 then
+    local pos, value = ...
+    pos = m_tointeger(pos)
+    if not pos or pos < 1 or pos > e then position_error(2, "insert") end
+    for k = e, pos + 1, -1 do t[k] = t[k - 1] end
+    t[pos] = value
+  else
+    raw_error("wrong number of arguments to 'insert'", 2)
+  end
+end
+
+local function sandbox_remove(t, ...)
+  if plain(t) then
+    charge(raw_rawlen(t))
+    return relay(raw_pcall(t_remove, t, ...))
+  end
+  if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'remove' (table expected)", 2) end
+  local size = #t
+  local pos = size
+  if raw_select("#", ...) > 0 and (...) ~= nil then pos = m_tointeger((...)) end
+  if not pos then raw_error("bad argument #2 to 'remove' (number has no integer representation)", 2) end
+  if pos ~= size and (pos < 1 or pos > size + 1) then position_error(2, "remove") end
+  local value = t[pos]
+  while pos < size do
+    t[pos] = t[pos + 1]
+    pos = pos + 1
+  end
+  t[pos] = nil
+  return value
+end
+
+local function sandbox_move(a1, f, e, t, a2)
+  -- Moving nils over a huge range allocates nothing and runs no instruction.
+  charge(span(m_tointeger(f), m_tointeger(e)))
+  return relay(raw_pcall(t_move, a1, f, e, t, a2))
+end
+
+local function sort_cost(n)
+  if n < 2 then return n end
+  local log2 = 1
+  while (1 << log2) < n and log2 < 62 do log2 = log2 + 1 end
+  return n * log2
+end
+
+local function sandbox_sort(t, comp)
+  if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'sort' (table expected)", 2) end
+  if plain(t) then
+    charge(sort_cost(raw_rawlen(t)))
+    return relay(raw_pcall(t_sort, t, comp))
+  end
+  -- Read the length once (a stateful __len could change it) and sort a plain copy.
+  local n = m_tointeger(#t)
+  if not n then raw_error("object length is not an integer", 2) end
+  charge(sort_cost(n))
+  local copy = {}
+  for k = 1, n do copy[k] = t[k] end
+  local ok, e = raw_pcall(t_sort, copy, comp)
+  if not ok then raise_from(e) end
+  for k = 1, n do t[k] = copy[k] end
+end
+
+local function sandbox_unpack(t, i, j)
+  local first = i == nil and 1 or m_tointeger(i)
+  local last = j
+  if j == nil and raw_type(t) == "table" then last = #t end
+  charge(span(first, m_tointeger(last)))
+  return relay(raw_pcall(t_unpack, t, i, last))
+end
+
+-- ---------------------------------------------------------------------------
+-- JSON (arrays are tables with keys exactly 1..n; an empty table encodes as {})
+
+local null = raw_setmetatable({}, {
+  __metatable = "json.null",
+  __newindex = function() raw_error("json.null is read-only", 2) end,
+  __tostring = function() return "null" end,
+})
+
+local ESCAPES = {['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+                 ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t"}
+for code = 0, 31 do
+  local c = s_char(code)
+  if not ESCAPES[c] then ESCAPES[c] = s_format("\\u%04x", code) end
+end
+ESCAPES["\127"] = "\\u007f"
+
+local function quote(s)
+  check_string(s)
+  if not utf8_len(s) then return nil, "invalid UTF-8 in string" end
+  return '"' .. (s_gsub(s, '[\0-\31\127"\\]', ESCAPES)) .. '"'
+end
+
+local function number_text(v)
+  if m_type(v) == "integer" then return s_format("%d", v) end
+  if v ~= v or v == m_huge or v == -m_huge then return nil, "cannot encode NaN or infinity" end
+  -- The shortest form that reads back as the same number.
+  local text = s_format("%.15g", v)
+  if raw_tonumber(text) ~= v then text = s_format("%.16g", v) end
+  if raw_tonumber(text) ~= v then text = s_format("%.17g", v) end
+  return text
+end
+
+local function scalar_text(v)
+  local vt = raw_type(v)
+  if vt == "string" then return quote(v) end
+  if vt == "number" then return number_text(v) end
+  if vt == "boolean" then return v and "true" or "false" end
+  if vt == "nil" or raw_rawequal(v, null) then return "null" end
+  return nil, "cannot encode a " .. vt
+end
+
+local function key_text(k)
+  local kt = raw_type(k)
+  if kt == "string" then return quote(k) end
+  if m_type(k) == "integer" then return '"' .. s_format("%d", k) .. '"' end
+  return nil, "cannot encode a " .. (kt == "number" and "non-integer number" or kt) .. " key"
+end
+
+-- Count a table's entries (at most max_entries) and tell whether it is an array.
+local function shape(t)
+  local count, top, array = 0, 0, true
+  for k in raw_next, t do
+    count = count + 1
+    if count > max_entries then trip("max_table_entries") end
+    if array then
+      if m_type(k) == "integer" and k > 0 then
+        if k > top then top = k end
+      else
+        array = false
+      end
+    end
+  end
+  charge(count)
+  return count > 0 and array and top == count, count
+end
+
+-- Encode a value as JSON text, or return nil and the reason it cannot be.
+-- Output beyond max_bytes trips the knob `bytes_knob`.
+local function encode(value, max_bytes, bytes_knob)
+  local out, n, size = {}, 0, 0
+  local function put(s)
+    n = n + 1
+    out[n] = s
+    size = size + #s
+    if size > max_bytes then trip(bytes_knob) end
+  end
+  local stack, depth, open = {}, 0, {}
+  local v = value
+  while true do
+    if raw_type(v) == "table" and not raw_rawequal(v, null) then
+      if open[v] then return nil, "cannot encode a table that contains itself" end
+      if depth >= MAX_JSON_DEPTH then return nil, "cannot encode tables nested deeper than " .. MAX_JSON_DEPTH end
+      local array, count = shape(v)
+      depth = depth + 1
+      open[v] = true
+      stack[depth] = {t = v, array = array, count = count, index = 0, key = nil}
+      put(array and "[" or "{")
+    else
+      local text, err = scalar_text(v)
+      if not text then return nil, err end
+      put(text)
+    end
+    -- Find the next value to write, closing finished containers.
+    local found = false
+    while depth > 0 do
+      local frame = stack[depth]
+      if frame.array then
+        local index = frame.index + 1
+        if index <= frame.count then
+          if index > 1 then put(",") end
+          frame.index = index
+          v, found = raw_rawget(frame.t, index), true
+          break
+        end
+        put("]")
+      else
+        local k, item = raw_next(frame.t, frame.key)
+        if k ~= nil then
+          local text, err = key_text(k)
+          if not text then return nil, err end
+          if frame.key ~= nil then put(",") end
+          frame.key = k
+          put(text)
+          put(":")
+          v, found = item, true
+          break
+        end
+        put("}")
+      end
+      open[frame.t] = nil
+      stack[depth] = nil
+      depth = depth - 1
+    end
+    if not found then break end
+  end
+  return t_concat(out)
+end
+
+local UNESCAPES = {[34] = '"', [92] = "\\", [47] = "/", [98] = "\b", [102] = "\f",
+                   [110] = "\n", [114] = "\r", [116] = "\t"}
+local NULL_MARK = {}
+
+-- Parse the JSON string starting at the quote at pos; return it and the next position.
+local function parse_string(text, pos)
+  local i, parts, n = pos + 1, nil, 0
+  while true do
+    local j = s_find(text, '["\\\0-\31]', i)
+    if not j then return nil, "unterminated string" end
+    local c = s_byte(text, j)
+    if c == 34 then
+      local s = s_sub(text, i, j - 1)
+      if parts then
+        parts[n + 1] = s
+        s = t_concat(parts)
+      end
+      return check_string(s), j + 1
+    elseif c == 92 then
+      parts = parts or {}
+      n = n + 1
+      parts[n] = s_sub(text, i, j - 1)
+      local e = s_byte(text, j + 1)
+      if e == 117 then
+        local hex = s_match(text, "^%x%x%x%x", j + 2)
+        if not hex then return nil, "invalid \\u escape" end
+        local cp = raw_tonumber(hex, 16)
+        i = j + 6
+        if cp >= 0xD800 and cp <= 0xDBFF then
+          local low = s_match(text, "^\\u(%x%x%x%x)", i)
+          low = low and raw_tonumber(low, 16)
+          if not low or low < 0xDC00 or low > 0xDFFF then return nil, "invalid surrogate pair" end
+          cp = 0x10000 + (cp - 0xD800) * 0x400 + (low - 0xDC00)
+          i = i + 6
+        elseif cp >= 0xDC00 and cp <= 0xDFFF then
+          return nil, "invalid surrogate pair"
+        end
+        n = n + 1
+        parts[n] = utf8_char(cp)
+      else
+        local r = UNESCAPES[e]
+        if not r then return nil, "invalid escape" end
+        n = n + 1
+        parts[n] = r
+        i = j + 2
+      end
+    else
+      return nil, "control character in string"
+    end
+  end
+end
+
+local function parse_number(text, pos)
+  local digits_end = s_match(text, "^-?%d+()", pos)
+  if not digits_end then return nil, "invalid number" end
+  if s_match(text, "^-?0%d", pos) then return nil, "invalid number" end
+  local p = digits_end
+  if s_byte(text, p) == 46 then
+    p = s_match(text, "^%d+()", p + 1)
+    if not p then return nil, "invalid number" end
+  end
+  local e = s_byte(text, p)
+  if e == 101 or e == 69 then
+    p = s_match(text, "^[+-]?%d+()", p + 1)
+    if not p then return nil, "invalid number" end
+  end
+  local v = raw_tonumber(s_sub(text, pos, p - 1))
+  if not v or v ~= v or v == m_huge or v == -m_huge then return nil, "number out of range" end
+  return v, p
+end
+
+local LITERALS = {[116] = {"true", true}, [102] = {"false", false}, [110] = {"null", NULL_MARK}}
+
+-- Parse a JSON object key and its colon; return the key and the next position.
+local function parse_key(text, pos)
+  if s_byte(text, pos) ~= 34 then return nil, "expected a string key" end
+  local key, p = parse_string(text, pos)
+  if not key then return nil, p end
+  p = s_match(text, "^[ \t\r\n]*()", p)
+  if s_byte(text, p) ~= 58 then return nil, "expected ':'" end
+  return key, s_match(text, "^[ \t\r\n]*()", p + 1)
+end
+
+-- Decode JSON text. Modes differ in what null becomes:
+--   "script"  json.null everywhere (json.decode; the text must be UTF-8)
+--   "host"    nil at the top, json.null inside tables (host function results)
+--   "globals" nil at the top and for object members, json.null in arrays (job globals)
+local function decode(text, mode)
+  if mode == "script" and not utf8_len(text) then return nil, "invalid UTF-8" end
+  charge(#text // 16)
+  local ws = "^[ \t\r\n]*()"
+  local pos = s_match(text, ws, 1)
+  local stack, depth = {}, 0
+  local value
+  while true do
+    local c = s_byte(text, pos)
+    local opened = false
+    if c == 123 or c == 91 then
+      if depth >= MAX_JSON_DEPTH then return nil, "nested deeper than " .. MAX_JSON_DEPTH end
+      local frame = {t = {}, array = c == 91, n = 0, key = nil}
+      depth = depth + 1
+      stack[depth] = frame
+      pos = s_match(text, ws, pos + 1)
+      local close = s_byte(text, pos)
+      if close == (frame.array and 93 or 125) then
+        pos = pos + 1
+        value = frame.t
+        stack[depth] = nil
+        depth = depth - 1
+      else
+        opened = true
+        if not frame.array then
+          local key, p = parse_key(text, pos)
+          if not key then return nil, p end
+          frame.key, pos = key, p
+        end
+      end
+    elseif c == 34 then
+      local s, p = parse_string(text, pos)
+      if not s then return nil, p end
+      value, pos = s, p
+    elseif c == 45 or (c and c >= 48 and c <= 57) then
+      local v, p = parse_number(text, pos)
+      if not v then return nil, p end
+      value, pos = v, p
+    elseif LITERALS[c] then
+      local word, v = LITERALS[c][1], LITERALS[c][2]
+      if s_sub(text, pos, pos + #word - 1) ~= word then return nil, "invalid literal" end
+      value, pos = v, pos + #word
+    else
+      return nil, c and "unexpected character" or "unexpected end of text"
+    end
+    if not opened then
+      -- A complete value: store it in its container, closing the ones that end here.
+      while true do
+        if depth == 0 then
+          pos = s_match(text, ws, pos)
+          if pos <= #text then return nil, "unexpected text after the value" end
+          if raw_rawequal(value, NULL_MARK) then
+            if mode == "script" then return null end
+            return nil
+          end
+          return value
+        end
+        local frame = stack[depth]
+        local n = frame.n + 1
+        if n > max_entries then trip("max_table_entries") end
+        frame.n = n
+        if raw_rawequal(value, NULL_MARK) then
+          if frame.array then
+            frame.t[n] = null
+          elseif mode ~= "globals" then
+            frame.t[frame.key] = null
+          end
+        elseif frame.array then
+          frame.t[n] = value
+        else
+          frame.t[frame.key] = value
+        end
+        pos = s_match(text, ws, pos)
+        local d = s_byte(text, pos)
+        if d == 44 then
+          pos = s_match(text, ws, pos + 1)
+          if not frame.array then
+            local key, p = parse_key(text, pos)
+            if not key then return nil, p end
+            frame.key, pos = key, p
+          end
+          break
+        elseif d == (frame.array and 93 or 125) then
+          pos = pos + 1
+          value = frame.t
+          stack[depth] = nil
+          depth = depth - 1
+        else
+          return nil, "expected ',' or a closing bracket"
+        end
+      end
+    end
+  end
+end
+
+local function json_encode(value)
+  if tripped then raw_error(LIMIT_ERROR, 0) end
+  local text, err = encode(value, max_string, "max_string_bytes")
+  if not text then raw_error("json.encode: " .. err, 2) end
+  return text
+end
+
+local function json_decode(text)
+  if tripped then raw_error(LIMIT_ERROR, 0) end
+  if raw_type(text) ~= "string" then raw_error("bad argument #1 to 'decode' (string expected)", 2) end
+  local value, err = decode(text, "script")
+  if err then raw_error("json.decode: " .. err, 2) end
+  return value
+end
+
+-- ---------------------------------------------------------------------------
+-- Logs and host functions
+
+local function log_function(level)
+  return function(...)
+    if tripped then raw_error(LIMIT_ERROR, 0) end
+    local n = raw_select("#", ...)
+    local args = {...}
+    local parts = {}
+    for i = 1, n do parts[i] = raw_tostring(args[i]) end
+    local message = check_string(t_concat(parts, " "))
+    log_entries = log_entries + 1
+    -- The execution log is a table leaving the sandbox: bounded like one.
+    if log_entries > max_entries then trip("max_table_entries") end
+    output_used = output_used + #message
+    if output_used > max_output then trip("max_output_bytes") end
+    log_sink(level, message)
+  end
+end
+
+local function host_function(module, fn)
+  local label = module .. "." .. fn
+  return function(...)
+    if tripped then raw_error(LIMIT_ERROR, 0) end
+    local n = raw_select("#", ...)
+    local args = {...}
+    local parts = {}
+    for i = 1, n do
+      local text, err = encode(args[i], max_string, "max_string_bytes")
+      if not text then raw_error(label .. ": argument #" .. i .. ": " .. err, 2) end
+      parts[i] = text
+    end
+    local status, payload = host_call(module, fn, "[" .. t_concat(parts, ",") .. "]")
+    if status == "ok" then
+      local value, err = decode(payload, "host")
+      if err then trip("internal", label .. ": invalid result: " .. err) end
+      return value
+    elseif status == "error" then
+      if payload == MEMERR then payload = MEMERR_BY_SCRIPT end
+      raw_error(payload, 2)
+    elseif status == "oom" then
+      trip("max_memory_bytes")
+    end
+    trip("internal", payload)
+  end
+end
+
+-- ---------------------------------------------------------------------------
+-- The script's environment
+
+local function copy(source)
+  local t = {}
+  for k, v in raw_next, source do t[k] = v end
+  return t
+end
+
+local env = {}
+
+local function sandbox_error(message, level)
+  if message == MEMERR then message = MEMERR_BY_SCRIPT end
+  level = level == nil and 1 or m_tointeger(level)
+  if not level then raw_error("bad argument #2 to 'error' (number has no integer representation)", 2) end
+  raw_error(message, level > 0 and level + 1 or level)
+end
+
+local function sandbox_assert(v, ...)
+  if v then return v, ... end
+  if raw_select("#", ...) == 0 then raw_error("assertion failed!", 2) end
+  local message = ...
+  if message == MEMERR then message = MEMERR_BY_SCRIPT end
+  raw_error(message, 2)
+end
+
+local function sandbox_setmetatable(t, mt)
+  -- Finalizers run with hooks off, even when the runtime is closed.
+  if raw_type(mt) == "table" and raw_rawget(mt, "__gc") ~= nil then
+    raw_error("setmetatable: __gc metamethods are not allowed", 2)
+  end
+  return relay(raw_pcall(raw_setmetatable, t, mt))
+end
+
+local function sandbox_collectgarbage(option)
+  if option == "count" then return raw_collectgarbage("count") end
+  raw_error("collectgarbage: only \"count\" is allowed", 2)
+end
+
+local function sandbox_load(...)
+  local chunk, name = ...
+  local ct = raw_type(chunk)
+  if ct ~= "string" and ct ~= "function" then raw_error("bad argument #1 to 'load' (string expected)", 2) end
+  if name ~= nil and raw_type(name) ~= "string" then raw_error("bad argument #2 to 'load' (string expected)", 2) end
+  if ct == "string" then charge(#chunk // 16) end
+  local target = env
+  if raw_select("#", ...) >= 4 then target = raw_select(4, ...) end
+  -- Text only: a binary chunk can crash the interpreter.
+  local f, err = raw_load(chunk, name, "t", target)
+  -- load catches errors of a reader function: the run may have to end anyway.
+  if tripped then raw_error(LIMIT_ERROR, 0) end
+  if f == nil and err == MEMERR then trip("max_memory_bytes") end
+  return f, err
+end
+
+local sandbox_string = copy(string_lib)
+sandbox_string.dump = nil
+sandbox_string.rep = sandbox_rep
+sandbox_string.format = sandbox_format
+sandbox_string.gsub = sandbox_gsub
+sandbox_string.find = scanning(s_find)
+sandbox_string.match = scanning(s_match)
+sandbox_string.gmatch = scanning(string_lib.gmatch)
+sandbox_string.char = sandbox_char
+sandbox_string.pack = sandbox_pack
+-- Method calls on strings ("a"):rep(n) must meet the guarded functions too.
+string_metatable.__index = sandbox_string
+
+local sandbox_table = copy(table_lib)
+sandbox_table.concat = sandbox_concat
+sandbox_table.insert = sandbox_insert
+sandbox_table.remove = sandbox_remove
+sandbox_table.move = sandbox_move
+sandbox_table.sort = sandbox_sort
+sandbox_table.unpack = sandbox_unpack
+
+local sandbox_coroutine = copy(coroutine_lib)
+sandbox_coroutine.create = sandbox_create
+sandbox_coroutine.resume = sandbox_resume
+sandbox_coroutine.wrap = sandbox_wrap
+sandbox_coroutine.close = sandbox_close
+
+local log = {info = log_function("info"), warn = log_function("warn"), error = log_function("error")}
+
+env.string = sandbox_string
+env.table = sandbox_table
+env.math = copy(math_lib)
+env.utf8 = copy(utf8_lib)
+env.coroutine = sandbox_coroutine
+env.os = {time = os_time, clock = os_clock, date = os_date}
+env.json = {encode = json_encode, decode = json_decode, null = null}
+env.log = log
+env.print = log.info
+env.pairs, env.ipairs, env.next, env.select = raw_pairs, raw_ipairs, raw_next, raw_select
+env.type, env.tostring, env.tonumber = raw_type, raw_tostring, raw_tonumber
+env.rawget, env.rawset, env.rawequal, env.rawlen = raw_rawget, raw_rawset, raw_rawequal, raw_rawlen
+env.getmetatable, env.setmetatable = raw_getmetatable, sandbox_setmetatable
+env.pcall, env.xpcall, env.error, env.assert = sandbox_pcall, sandbox_xpcall, sandbox_error, sandbox_assert
+env.unpack = sandbox_unpack
+env.load = sandbox_load
+env.collectgarbage = sandbox_collectgarbage
+
+-- ---------------------------------------------------------------------------
+-- Hide the real globals and modules: only the closures above keep what they need.
+
+for _, name in raw_next, {"_G", "package", "debug", "io", "os", "python"} do loaded[name] = nil end
+for name in raw_next, real_globals do real_globals[name] = nil end
+
+-- ---------------------------------------------------------------------------
+-- Entry points for the executor (Python)
+
+-- Return the message of an error value, without running more than the hook allows.
+local function describe(e)
+  local et = raw_type(e)
+  if et == "string" then return s_sub(e, 1, MAX_ERROR_BYTES) end
+  if et == "number" then return raw_tostring(e) end
+  if et == "table" and debug_getmetatable(e) then
+    local ok, text = raw_pcall(raw_tostring, e)
+    if ok and raw_type(text) == "string" then return s_sub(text, 1, MAX_ERROR_BYTES) end
+  end
+  return "(error object is a " .. et .. " value)"
+end
+
+local TEXT = "text/plain; charset=utf-8"
+local JSON = "application/json"
+local TOKEN = "^[A-Za-z0-9!#$%%&'*+%-.^_`|~]+$"
+local BAD_HEADER_VALUE = "[\0-\8\10-\31\127]"
+
+-- Add one header line; return an error message if it is invalid.
+local function header_line(lines, name, value)
+  if raw_type(name) ~= "string" or not s_find(name, TOKEN) then return "invalid header name" end
+  local vt = raw_type(value)
+  if vt == "number" and m_type(value) == "integer" then value = s_format("%d", value)
+  elseif vt ~= "string" then return "header " .. name .. " must be a string" end
+  check_string(value)
+  if s_find(value, BAD_HEADER_VALUE) then return "header " .. name .. " contains a control character" end
+  lines[#lines + 1] = name .. ":" .. value .. "\n"
+end
+
+local function response_headers(headers)
+  local lines, content_type = {}, false
+  if headers == nil then return lines, false end
+  if raw_type(headers) ~= "table" then return nil, "headers must be a table" end
+  local _, count = shape(headers)
+  if count > max_entries then trip("max_table_entries") end
+  for name, value in raw_next, headers do
+    local err
+    if raw_type(value) == "table" and not raw_rawequal(value, null) then
+      -- A list of values: the header repeats (Set-Cookie).
+      local array, n = shape(value)
+      if not array and n > 0 then return nil, "header values must be strings or a list of strings" end
+      for i = 1, n do
+        err = header_line(lines, name, raw_rawget(value, i))
+        if err then break end
+      end
+    else
+      err = header_line(lines, name, value)
+    end
+    if err then return nil, err end
+    if s_lower(name) == "content-type" then content_type = true end
+  end
+  return lines, content_type
+end
+
+local function response(status, lines, has_type, body, default_type)
+  if #body > max_output - output_used then trip("max_output_bytes") end
+  -- A string body is a string leaving the sandbox; a JSON body was built here.
+  if default_type == TEXT then check_string(body) end
+  if not has_type and default_type then lines[#lines + 1] = "Content-Type:" .. default_type .. "\n" end
+  return "ok", status, t_concat(lines), body
+end
+
+
+local function json_body(value)
+  local text, err = encode(value, max_output - output_used, "max_output_bytes")
+  if not text then return nil, err end
+  return text
+end
+
+-- Map the script's return value to a response (API.md §6), or ("bad", reason).
+local function make_response(value)
+  local vt = raw_type(value)
+  if vt == "nil" then return response(204, {}, true, "", nil) end
+  if vt == "string" then return response(200, {}, false, value, TEXT) end
+  if vt == "table" and not raw_rawequal(value, null) and raw_rawget(value, "status") ~= nil then
+    local status = raw_rawget(value, "status")
+    status = raw_type(status) == "number" and m_tointeger(status)
+    if not status or status < 100 or status > 599 then
+      return "bad", "status must be an integer from 100 to 599"
+    end
+    local lines, has_type = response_headers(raw_rawget(value, "headers"))
+    if not lines then return "bad", has_type end
+    local body = raw_rawget(value, "body")
+    local bt = raw_type(body)
+    if bt == "nil" then return response(status, lines, true, "", nil) end
+    if bt == "string" then return response(status, lines, has_type, body, TEXT) end
+    if bt == "table" or bt == "number" or bt == "boolean" then
+      local text, err = json_body(body)
+      if not text then return "bad", err end
+      return response(status, lines, has_type, text, JSON)
+    end
+    return "bad", "body must be a string or a table, not a " .. bt
+  end
+  if vt == "table" or vt == "number" or vt == "boolean" then
+    local text, err = json_body(value)
+    if not text then return "bad", err end
+    return response(200, {}, false, text, JSON)
+  end
+  return "bad", "a " .. vt .. " cannot be a response"
+end
+
+local api = {}
+
+-- Prepare the one execution of this runtime: limits, host modules, globals, source.
+function api.setup(instructions, depth, string_bytes, table_entries, output_bytes,
+                   chunk_name, source, globals_json, host_json)
+  max_instructions, max_call_depth = instructions, depth
+  max_string, max_entries, max_output = string_bytes, table_entries, output_bytes
+  -- getinfo(level) finds a frame only when the stack is deeper than the limit:
+  -- level 1 is the hook; the main thread also has the runner and its pcall below.
+  coroutine_probe = max_call_depth + 2
+  main_probe = max_call_depth + 4
+  chunk_source = "=" .. chunk_name
+  local ok, err = raw_pcall(function()
+    local spec = decode(host_json, "host")
+    for _, pair in raw_next, spec do
+      local module = {}
+      for _, fn in raw_next, pair[2] do module[fn] = host_function(pair[1], fn) end
+      env[pair[1]] = module
+    end
+    local globals, reason = decode(globals_json, "globals")
+    if reason then trip("internal", "globals: " .. reason) end
+    for name, value in raw_next, globals or {} do env[name] = value end
+  end)
+  if tripped then return "limit", tripped, internal_message end
+  if not ok then return "internal", describe(err) end
+  local fn, message = raw_load(source, chunk_source, "t", env)
+  if not fn then return "compile_error", s_sub(message, 1, MAX_ERROR_BYTES) end
+  script_main = fn
+  return "ok"
+end
+
+-- Run the script under the hook and map its result; return the outcome as plain
+-- values: kind ("ok", "error", "bad", "limit", "internal") and its details.
+function api.run()
+  local main = co_running()
+  intervals[main] = FIRST_INTERVAL
+  debug_sethook(count_hook, "", FIRST_INTERVAL)
+  local ok, result = raw_pcall(script_main)
+  local kind, a, b, c = nil, nil, nil, nil
+  if ok and not tripped then
+    local mapped, k, x, y, z = raw_pcall(make_response, result)
+    if mapped then
+      kind, a, b, c = k, x, y, z
+    elseif not tripped then
+      if k == MEMERR then tripped = "max_memory_bytes" else kind, a = "internal", describe(k) end
+    end
+  elseif not ok and not tripped then
+    if result == MEMERR then
+      tripped = "max_memory_bytes"
+    else
+      kind, a = "error", describe(result)
+    end
+  end
+  debug_sethook()
+  if tripped then return api.report() end
+  return kind, a, b, c
+end
+
+-- Return why the run was stopped, if it was: ("limit", knob, line) or ("internal", message).
+function api.report()
+  if tripped == "internal" then return "internal", internal_message or "host failure" end
+  if tripped then return "limit", tripped, tripped_line end
+  return nil
+end
+
+-- Return (instructions, peak Lua heap bytes above the booted runtime).
+function api.usage()
+  local kb = raw_collectgarbage("count")
+  if kb > peak_kb then peak_kb = kb end
+  local peak = m_floor((peak_kb - baseline_kb) * 1024)
+  return used, peak > 0 and peak or 0
+end
+
+api.sethook = debug_sethook
+raw_collectgarbage("collect")
+baseline_kb = raw_collectgarbage("count")
+peak_kb = baseline_kb
+return api

@@ -1,0 +1,565 @@
+"""A pool of executor processes, each running one job at a time.
+
+Lua runs outside the web process (DESIGN.md "Process model"): a script stuck in a
+C function is ended by killing its process at the timeout, never by freezing the
+server. Processes are started with ``subprocess`` (never a fork of the web process)
+and spoken to over pipes with the frames of ``protocol``.
+
+``ExecutorPool.run`` blocks only its caller: under gevent monkey-patching every wait
+(a free slot, a pipe becoming readable) yields to other greenlets; without gevent
+it blocks the calling thread. Callers take free executors in FIFO order.
+"""
+import json
+import logging
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from . import protocol
+from .errors import HostError, Overloaded, ProtocolError
+from .limits import KNOBS
+from .outcome import Outcome, ScriptResponse, Status
+from .protocol import EXIT_OUT_OF_MEMORY
+
+log = logging.getLogger(__name__)
+
+WORKER_MODULE = "picloud.sandbox.worker"
+# Runs the worker module with `picloud` as a bare package: the executor imports
+# only picloud.sandbox, not the web app (Flask, database drivers: ~1 s and ~35 MB
+# per process). Equivalent to `python -m picloud.sandbox.worker` otherwise.
+_BOOTSTRAP = (
+    "import runpy, sys, types\n"
+    "package = types.ModuleType('picloud')\n"
+    "package.__path__ = [sys.argv.pop(1)]\n"
+    "sys.modules['picloud'] = package\n"
+    f"runpy.run_module({WORKER_MODULE!r}, run_name='__main__', alter_sys=True)\n"
+)
+START_TIMEOUT_SECONDS = 60.0
+RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10, 30)
+MAX_ERROR_MESSAGE = 16 * 1024
+MAX_HOST_ERROR_MESSAGE = 4 * 1024
+_READ_CHUNK = 1 << 20
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
+_HEADER_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_LOG_LEVELS = frozenset({"info", "warn", "error"})
+# Names of the script environment that globals and host modules must not replace.
+RESERVED_NAMES = frozenset({
+    "string", "table", "math", "utf8", "coroutine", "os", "json", "log", "print",
+    "pairs", "ipairs", "next", "select", "type", "tostring", "tonumber", "rawget",
+    "rawset", "rawequal", "rawlen", "getmetatable", "setmetatable", "pcall", "xpcall",
+    "error", "assert", "unpack", "load", "collectgarbage", "_ENV", "_G",
+})
+
+
+class ExecutorPool:
+    """A fixed number of executor processes; ``run`` executes one job on a free one."""
+
+    def __init__(self, processes, *, recycle_after=None):
+        if processes < 1:
+            raise ValueError("an executor pool needs at least one process")
+        self.size = processes
+        self.recycle_after = recycle_after
+        self._lock = threading.Lock()
+        self._idle = deque()
+        self._waiters = deque()
+        self._executors = set()
+        self._running = False
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def start(self):
+        """Start every executor process and wait until each is ready."""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        executors = [_Executor() for _ in range(self.size)]
+        try:
+            for executor in executors:
+                executor.spawn()
+            for executor in executors:
+                executor.await_ready(deadline)
+        except BaseException:
+            for executor in executors:
+                executor.kill()
+            raise
+        with self._lock:
+            self._running = True
+            self._idle.extend(executors)
+            self._executors.update(executors)
+
+    def stop(self):
+        """Stop the pool: idle processes now, busy ones when their run ends."""
+        with self._lock:
+            self._running = False
+            idle, self._idle = list(self._idle), deque()
+            waiters, self._waiters = list(self._waiters), deque()
+        for waiter in waiters:
+            waiter.event.set()
+        for executor in idle:
+            self._retire(executor)
+
+    def free_slots(self):
+        """Return how many runs could start now without waiting."""
+        with self._lock:
+            return max(0, len(self._idle) - len(self._waiters))
+
+    def pids(self):
+        """Return the process ids of the live executors (idle or busy)."""
+        with self._lock:
+            return {executor.pid for executor in self._executors}
+
+    def run(self, job, host=None, wait_seconds=None):
+        """Run ``job`` on the next free executor and return its Outcome.
+
+        ``host(module, fn, args)`` answers the script's host calls in this
+        greenlet/thread. Raises Overloaded when no executor frees up within
+        ``wait_seconds`` (None waits for as long as it takes).
+        """
+        frame = _job_frame(job, host)
+        executor = self._acquire(wait_seconds)
+        reusable = False
+        try:
+            outcome, reusable = executor.execute(job, frame, host)
+        finally:
+            # Anything but a clean result (timeout, crash, our caller cancelled)
+            # leaves the process in an unknown state: replace it.
+            if reusable and not self._worn_out(executor):
+                self._release(executor)
+            else:
+                self._retire(executor)
+                self._replace()
+        return outcome
+
+    def _worn_out(self, executor):
+        return self.recycle_after is not None and executor.jobs_run >= self.recycle_after
+
+    def _acquire(self, wait_seconds):
+        with self._lock:
+            if not self._running:
+                raise Overloaded("the executor pool is not running")
+            if self._idle and not self._waiters:
+                return self._idle.popleft()
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        try:
+            waiter.event.wait(wait_seconds)
+        except BaseException:
+            # Cancelled (a greenlet killed, a timeout): pass on what we were handed.
+            executor = self._abandon(waiter)
+            if executor is not None:
+                self._release(executor)
+            raise
+        executor = self._abandon(waiter)
+        if executor is None:
+            raise Overloaded()
+        return executor
+
+    def _abandon(self, waiter):
+        """Stop waiting; return the executor handed to the waiter, if any."""
+        with self._lock:
+            executor, waiter.executor = waiter.executor, None
+            if executor is None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return executor
+
+    def _release(self, executor):
+        with self._lock:
+            if self._running:
+                self._executors.add(executor)
+                if self._waiters:
+                    waiter = self._waiters.popleft()
+                    waiter.executor = executor
+                    waiter.event.set()
+                else:
+                    self._idle.append(executor)
+                return
+        self._retire(executor)
+
+    def _retire(self, executor):
+        with self._lock:
+            self._executors.discard(executor)
+        executor.kill()
+
+    def _replace(self):
+        thread = threading.Thread(target=self._start_replacement, name="executor-restart", daemon=True)
+        thread.start()
+
+    def _start_replacement(self):
+        for delay in (0, *RESTART_BACKOFF_SECONDS):
+            time.sleep(delay)
+            if not self._running:
+                return
+            executor = _Executor()
+            try:
+                executor.spawn()
+                executor.await_ready(time.monotonic() + START_TIMEOUT_SECONDS)
+            except Exception:
+                log.exception("could not start an executor process")
+                executor.kill()
+                continue
+            self._release(executor)
+            return
+        log.error("gave up restarting an executor process; the pool has one fewer")
+
+
+class _Waiter:
+    def __init__(self):
+        self.event = threading.Event()
+        self.executor = None
+
+
+class _Timeout(Exception):
+    """The job's deadline passed."""
+
+
+class _Gone(Exception):
+    """The executor process closed its pipe (it died)."""
+
+
+class _Executor:
+    """One executor process and the web process's ends of its pipes."""
+
+    def __init__(self):
+        self.process = None
+        self.jobs_run = 0
+        self._decoder = protocol.FrameDecoder(
+            protocol.MAX_HEADER_FROM_EXECUTOR, protocol.MAX_PAYLOAD_FROM_EXECUTOR
+        )
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process else None
+
+    def spawn(self):
+        package_dir = str(Path(__file__).resolve().parents[1])
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _BOOTSTRAP, package_dir],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+            cwd="/",
+            env=_worker_environment(),
+        )
+        self._to_child = self.process.stdin.fileno()
+        self._from_child = self.process.stdout.fileno()
+        os.set_blocking(self._to_child, False)
+        os.set_blocking(self._from_child, False)
+
+    def await_ready(self, deadline):
+        header, _ = self._read(deadline)
+        if header.get("t") != "ready":
+            raise ProtocolError(f"expected ready, got {header.get('t')!r}")
+
+    def kill(self):
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            try:
+                self.process.send_signal(signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def execute(self, job, frame, host):
+        """Run one job; return (Outcome, whether this process can take another)."""
+        started = time.monotonic()
+        deadline = started + job.timeout_seconds
+        run = _RunState(job)
+        try:
+            self._write(frame, deadline)
+            while True:
+                header, payload = self._read(deadline)
+                kind = header["t"]
+                if kind == "log":
+                    run.add_logs(header.get("entries"))
+                elif kind == "call":
+                    self._answer(run, host, header, payload, deadline)
+                elif kind == "result":
+                    run.add_logs(header.get("logs"))
+                    outcome = run.outcome(header, payload, _elapsed_ms(started))
+                    self.jobs_run += 1
+                    return outcome, True
+                else:
+                    raise ProtocolError(f"unexpected message {kind!r}")
+        except _Timeout:
+            self.kill()
+            message = f"the script did not finish within {job.timeout_seconds:g} s"
+            return run.failed(Status.TIMEOUT, message, _elapsed_ms(started)), False
+        except (_Gone, BrokenPipeError):
+            return self._died(run, started), False
+        except ProtocolError as exc:
+            log.error("executor process %s sent an invalid message: %s", self.pid, exc)
+            self.kill()
+            return run.failed(Status.INTERNAL_ERROR, "the executor failed", _elapsed_ms(started)), False
+
+    def _died(self, run, started):
+        self.kill()
+        code = self.process.returncode
+        if code == EXIT_OUT_OF_MEMORY:
+            return run.limit("max_memory_bytes", _elapsed_ms(started))
+        reason = f"signal {-code}" if code < 0 else f"exit status {code}"
+        log.error("executor process %s died during a run (%s)", self.pid, reason)
+        return run.failed(Status.INTERNAL_ERROR, f"the executor process died ({reason})", _elapsed_ms(started))
+
+    def _answer(self, run, host, header, payload, deadline):
+        reply, result = run.host_call(host, header, payload)
+        if time.monotonic() > deadline:
+            raise _Timeout()
+        self._write(protocol.encode_frame(reply, result), deadline)
+
+    def _write(self, data, deadline):
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._to_child, view)
+            except BlockingIOError:
+                _wait_for(self._to_child, writable=True, deadline=deadline)
+                continue
+            view = view[written:]
+
+    def _read(self, deadline):
+        while True:
+            frame = self._decoder.next_frame()
+            if frame is not None:
+                return frame
+            try:
+                chunk = os.read(self._from_child, min(_READ_CHUNK, max(self._decoder.wanted(), 65536)))
+            except BlockingIOError:
+                _wait_for(self._from_child, writable=False, deadline=deadline)
+                continue
+            if not chunk:
+                raise _Gone()
+            self._decoder.feed(chunk)
+
+
+class _RunState:
+    """What the web process learns about one run: logs, host failures, outcome."""
+
+    def __init__(self, job):
+        self.job = job
+        self.limits = job.limits
+        self.logs = []
+        self.log_chars = 0
+        self.host_failure = None
+        self.allowed = {(module, fn) for module, fns in job.host_api for fn in fns}
+
+    def add_logs(self, entries):
+        _require(isinstance(entries, list), "log entries must be a list")
+        for entry in entries:
+            _require(isinstance(entry, list) and len(entry) == 3, "a log entry is [level, message, at]")
+            level, message, at = entry
+            _require(level in _LOG_LEVELS and isinstance(message, str), "invalid log entry")
+            _require(isinstance(at, (int, float)) and not isinstance(at, bool), "invalid log time")
+            self.log_chars += len(message)
+            self.logs.append((level, message, float(at)))
+        _require(self.log_chars <= self.limits["max_output_bytes"], "log output over the limit")
+        _require(len(self.logs) <= self.limits["max_table_entries"], "too many log entries")
+
+    def host_call(self, host, header, payload):
+        """Call the host function; return the reply header and payload for the executor."""
+        module, fn = header.get("module"), header.get("fn")
+        _require(isinstance(module, str) and isinstance(fn, str), "invalid host call")
+        _require((module, fn) in self.allowed, "call of a host function the job does not offer")
+        try:
+            args = json.loads(payload)
+        except (ValueError, RecursionError):
+            raise ProtocolError("invalid host call arguments") from None
+        _require(isinstance(args, list), "host call arguments must be a list")
+        try:
+            value = host(module, fn, args)
+            return {"t": "reply", "status": "ok"}, protocol.encode_value(value)
+        except HostError as exc:
+            message = str(exc)[:MAX_HOST_ERROR_MESSAGE]
+            return {"t": "reply", "status": "error", "message": message}, b""
+        except Exception:
+            log.exception("host function %s.%s failed", module, fn)
+            self.host_failure = f"host function {module}.{fn} failed"
+            return {"t": "reply", "status": "abort", "message": self.host_failure}, b""
+
+    def outcome(self, header, body, duration_ms):
+        """Build the Outcome of a result message, validating every field."""
+        try:
+            status = Status(header.get("status"))
+        except ValueError:
+            raise ProtocolError("unknown status") from None
+        usage = _usage(header.get("usage"))
+        error = _error(header.get("error"))
+        if self.host_failure:
+            return self.failed(Status.INTERNAL_ERROR, self.host_failure, duration_ms, usage)
+        if status is Status.OK:
+            response = _response(header.get("response"), body, self.limits)
+            return Outcome(status, response=response, logs=tuple(self.logs), usage=usage, duration_ms=duration_ms)
+        _require(error is not None, "a failed run needs an error")
+        limit = header.get("limit")
+        if status is Status.LIMIT_EXCEEDED:
+            _require(limit in KNOBS, "unknown limit")
+        else:
+            limit = None
+        return Outcome(status, error=error, limit=limit, logs=tuple(self.logs), usage=usage, duration_ms=duration_ms)
+
+    def failed(self, status, message, duration_ms, usage=None):
+        return Outcome(
+            status,
+            error={"message": message, "line": None},
+            logs=tuple(self.logs),
+            usage=usage or _no_usage(),
+            duration_ms=duration_ms,
+        )
+
+    def limit(self, knob, duration_ms):
+        message = f"the executor ran out of memory (limit {self.limits[knob]} bytes)"
+        return Outcome(
+            Status.LIMIT_EXCEEDED,
+            error={"message": message, "line": None},
+            limit=knob,
+            logs=tuple(self.logs),
+            usage=_no_usage(),
+            duration_ms=duration_ms,
+        )
+
+
+def _require(condition, message):
+    if not condition:
+        raise ProtocolError(message)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _no_usage():
+    return {"instructions": 0, "memory_peak_bytes": 0}
+
+
+def _usage(usage):
+    _require(isinstance(usage, dict), "usage must be an object")
+    instructions, peak = usage.get("instructions"), usage.get("memory_peak_bytes")
+    _require(_is_int(instructions) and instructions >= 0, "invalid instruction count")
+    _require(_is_int(peak) and peak >= 0, "invalid memory peak")
+    return {"instructions": instructions, "memory_peak_bytes": peak}
+
+
+def _error(error):
+    if error is None:
+        return None
+    _require(isinstance(error, dict), "error must be an object")
+    message, line = error.get("message"), error.get("line")
+    _require(isinstance(message, str) and len(message) <= MAX_ERROR_MESSAGE, "invalid error message")
+    _require(line is None or (_is_int(line) and line > 0), "invalid error line")
+    return {"message": message, "line": line}
+
+
+def _response(response, body, limits):
+    _require(isinstance(response, dict), "response must be an object")
+    status, headers = response.get("status"), response.get("headers")
+    _require(_is_int(status) and 100 <= status <= 599, "invalid response status")
+    _require(isinstance(headers, list) and len(headers) <= limits["max_table_entries"] + 1, "invalid headers")
+    pairs = []
+    for pair in headers:
+        _require(isinstance(pair, list) and len(pair) == 2, "a header is [name, value]")
+        name, value = pair
+        _require(isinstance(name, str) and _HEADER_NAME.fullmatch(name), "invalid header name")
+        _require(isinstance(value, str) and not _HEADER_VALUE_BAD.search(value), "invalid header value")
+        pairs.append((name, value))
+    _require(len(body) <= limits["max_output_bytes"], "response body over the limit")
+    return ScriptResponse(status=status, headers=tuple(pairs), body=body)
+
+
+def _job_frame(job, host):
+    """Return the job message for an executor, refusing a job it cannot run as asked."""
+    _check_job(job, host)
+    header = {
+        "t": "job",
+        "source": job.source,
+        "chunk_name": job.chunk_name,
+        "limits": {knob: job.limits[knob] for knob in KNOBS},
+        "host_api": [[module, list(fns)] for module, fns in job.host_api],
+    }
+    try:
+        return protocol.encode_frame(header, protocol.encode_value(job.globals))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"job globals must be plain JSON-like values: {exc}") from None
+
+
+def _check_job(job, host):
+    """Refuse a job the sandbox cannot run as asked (a programming error)."""
+    for knob in KNOBS:
+        value = job.limits.get(knob)
+        if not _is_int(value) or value <= 0:
+            raise ValueError(f"job limit {knob} must be a positive integer")
+    if not job.timeout_seconds > 0:
+        raise ValueError("job timeout_seconds must be positive")
+    if not isinstance(job.globals, dict):
+        raise ValueError("job globals must be a dict")
+    names = set()
+    for name in job.globals:
+        _check_name(name, "global")
+        names.add(name)
+    for module, fns in job.host_api:
+        _check_name(module, "host module")
+        if module in names:
+            raise ValueError(f"host module {module!r} is also a global")
+        for fn in fns:
+            if not isinstance(fn, str) or not _IDENTIFIER.fullmatch(fn):
+                raise ValueError(f"invalid host function name {fn!r}")
+    if job.host_api and host is None:
+        raise ValueError("a job with host functions needs a host")
+
+
+def _check_name(name, what):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or name in RESERVED_NAMES:
+        raise ValueError(f"invalid {what} name {name!r}")
+
+
+def _worker_environment():
+    """Return the environment of an executor process: no secrets of the web process."""
+    env = {"PYTHONDONTWRITEBYTECODE": "1"}
+    for name in ("PATH", "TZ", "LANG", "LC_ALL"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def _elapsed_ms(started):
+    return (time.monotonic() - started) * 1000.0
+
+
+def _gevent_patched():
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("select")
+
+
+def _wait_for(fd, *, writable, deadline):
+    """Wait until ``fd`` is ready, yielding to other greenlets under gevent."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _Timeout()
+    if _gevent_patched():
+        from gevent.socket import wait_read, wait_write
+
+        try:
+            (wait_write if writable else wait_read)(fd, timeout=remaining)
+        except socket.timeout:
+            raise _Timeout() from None
+        return
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT if writable else select.POLLIN)
+    if not poller.poll(remaining * 1000):
+        raise _Timeout()

@@ -1,0 +1,139 @@
+"""Messages between the web process and its executor processes.
+
+A frame is 8 bytes — the lengths of a JSON object and of a binary payload, both
+big-endian — then the JSON text, then the payload. JSON and raw bytes only, never
+pickle: a compromised executor must not be able to make the web process run code,
+and the web process bounds and validates everything it reads.
+
+Parent -> executor: ``job`` (payload: the globals as JSON text), ``reply`` to a
+host call (payload: the result as JSON text).
+Executor -> parent: ``ready``, ``log`` (a batch of entries), ``call`` (payload: the
+arguments as a JSON array) and ``result`` (payload: the response body).
+"""
+import json
+import os
+import struct
+
+from .errors import ProtocolError
+
+_LENGTHS = struct.Struct(">II")
+
+# Exit status of an executor process that ran out of memory mid-job.
+EXIT_OUT_OF_MEMORY = 3
+
+# What the web process accepts from an executor. A result's log batch and headers
+# fit easily; payloads are response bodies (at most the 16 MiB output ceiling) and
+# host call arguments.
+MAX_HEADER_FROM_EXECUTOR = 8 * 1024 * 1024
+MAX_PAYLOAD_FROM_EXECUTOR = 64 * 1024 * 1024
+# What an executor accepts from the web process (source, globals, host results).
+MAX_HEADER_FROM_PARENT = 16 * 1024 * 1024
+MAX_PAYLOAD_FROM_PARENT = 256 * 1024 * 1024
+
+
+def encode_frame(header, payload=b""):
+    """Return the bytes of one frame."""
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    data = text.encode("utf-8", "surrogateescape")
+    return _LENGTHS.pack(len(data), len(payload)) + data + payload
+
+
+def encode_value(value):
+    """Return JSON text (UTF-8 bytes) for a plain value; ``bytes`` stay raw bytes.
+
+    Raw bytes (a request body that is not UTF-8) travel inside JSON strings as
+    they are: boot.lua's decoder takes string contents byte for byte.
+    """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=_raw_bytes)
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
+def _raw_bytes(value):
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    raise TypeError(f"{type(value).__name__} is not a plain value")
+
+
+def _parse_header(data):
+    try:
+        header = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"invalid message: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("t"), str):
+        raise ProtocolError("a message must be an object with a type")
+    return header
+
+
+class FrameDecoder:
+    """Split a byte stream into (header, payload) frames, refusing oversized ones."""
+
+    def __init__(self, max_header, max_payload):
+        self._max_header = max_header
+        self._max_payload = max_payload
+        self._buffer = bytearray()
+
+    def feed(self, data):
+        self._buffer += data
+
+    def wanted(self):
+        """Return how many more bytes would complete the frame being read."""
+        if len(self._buffer) < _LENGTHS.size:
+            return _LENGTHS.size - len(self._buffer)
+        header_size, payload_size = _LENGTHS.unpack_from(self._buffer)
+        return max(1, _LENGTHS.size + header_size + payload_size - len(self._buffer))
+
+    def next_frame(self):
+        """Return the next complete frame, or None until more bytes arrive."""
+        if len(self._buffer) < _LENGTHS.size:
+            return None
+        header_size, payload_size = _LENGTHS.unpack_from(self._buffer)
+        if header_size > self._max_header or payload_size > self._max_payload:
+            raise ProtocolError(f"message too large ({header_size} + {payload_size} bytes)")
+        end = _LENGTHS.size + header_size + payload_size
+        if len(self._buffer) < end:
+            return None
+        header = _parse_header(bytes(self._buffer[_LENGTHS.size:_LENGTHS.size + header_size]))
+        payload = bytes(self._buffer[_LENGTHS.size + header_size:end])
+        del self._buffer[:end]
+        return header, payload
+
+
+class Channel:
+    """Blocking frame I/O on two pipe descriptors (the executor's side)."""
+
+    def __init__(self, read_fd, write_fd):
+        self._read_fd = read_fd
+        self._write_fd = write_fd
+
+    def send(self, header, payload=b""):
+        data = memoryview(encode_frame(header, payload))
+        while data:
+            written = os.write(self._write_fd, data)
+            data = data[written:]
+
+    def receive(self):
+        """Return the next (header, payload), or None when the other side closed."""
+        lengths = self._read_exactly(_LENGTHS.size)
+        if lengths is None:
+            return None
+        header_size, payload_size = _LENGTHS.unpack(lengths)
+        if header_size > MAX_HEADER_FROM_PARENT or payload_size > MAX_PAYLOAD_FROM_PARENT:
+            raise ProtocolError("message too large")
+        header = self._read_exactly(header_size)
+        payload = self._read_exactly(payload_size)
+        if header is None or payload is None:
+            return None
+        return _parse_header(header), payload
+
+    def _read_exactly(self, size):
+        chunks, left = [], size
+        while left:
+            chunk = os.read(self._read_fd, min(left, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,271 @@
+"""One hardened Lua runtime per execution: the only Python module that imports lupa.
+
+A ``LuaSandbox`` is a fresh ``LuaRuntime`` booted with ``boot.lua`` and good for
+exactly one execution. The executor process boots the next one while it waits for
+a job, so creating and hardening a runtime stays off the request's path.
+
+No Python object ever reaches script code: the runtime is created without the
+Python bridge, the two callbacks boot.lua receives are hidden in its closures, and
+everything crossing the boundary is bytes, numbers, booleans or nil.
+"""
+import json
+import logging
+import re
+from pathlib import Path
+
+import lupa.lua54 as lupa
+
+from .outcome import CompileError, Status
+
+log = logging.getLogger(__name__)
+
+BOOT_SOURCE = Path(__file__).with_name("boot.lua").read_bytes()
+LUA_VERSION = "Lua %d.%d" % lupa.LUA_VERSION
+
+# Lua copies at most 59 bytes of a chunk name into error messages.
+_CHUNK_NAME_BYTES = 40
+_UNSAFE_NAME = re.compile(rb"[^A-Za-z0-9_.\-]")
+# Memory a host function's result must leave free before it is pushed into Lua:
+# an allocation failure outside a protected call would abort the process.
+_PUSH_HEADROOM = 64 * 1024
+_COMPILE_MEMORY = 256 * 1024 * 1024
+
+_LIMIT_MESSAGES = {
+    "max_instructions": "the script ran more than {} Lua instructions",
+    "max_memory_bytes": "the script used more than {} bytes of memory",
+    "max_call_depth": "calls nested deeper than {}",
+    "max_string_bytes": "a string longer than {} bytes",
+    "max_table_entries": "a table with more than {} entries",
+    "max_output_bytes": "response body and logs longer than {} bytes",
+}
+
+
+def _deny_attribute(obj, name, value=None):
+    raise AttributeError("attribute access is not allowed")
+
+
+def _new_runtime():
+    return lupa.LuaRuntime(
+        encoding=None,
+        register_eval=False,
+        register_builtins=False,
+        unpack_returned_tuples=True,
+        attribute_handlers=(_deny_attribute, _deny_attribute),
+        # 0 = no limit yet, but with lupa's counting allocator so one can be set.
+        max_memory=0,
+    )
+
+
+def check_compile(source):
+    """Return a CompileError if ``source`` does not compile as Lua text, else None.
+
+    Only compiles, in a throwaway runtime; the chunk is never run.
+    """
+    lua = _new_runtime()
+    lua.set_max_memory(_COMPILE_MEMORY)
+    compiles = lua.execute(
+        b"local load = load\n"
+        # Without debug.traceback lupa adds no traceback to errors.
+        b"debug = nil\n"
+        b"return function(source)\n"
+        b"  local f, err = load(source, '=source', 't', {})\n"
+        b"  if f then return true end\n"
+        b"  return false, err\n"
+        b"end"
+    )
+    result = compiles(_source_bytes(source))
+    if result is True:
+        return None
+    line, message = split_location(result[1], b"source")
+    return CompileError(line=line, message=message)
+
+
+def _source_bytes(source):
+    return source.encode("utf-8", "replace")
+
+
+def chunk_name_of(name):
+    """Return the chunk name Lua error messages will carry for a script name."""
+    raw = _UNSAFE_NAME.sub(b"_", str(name).encode("utf-8", "replace"))[:_CHUNK_NAME_BYTES]
+    return raw or b"script"
+
+
+def split_location(message, chunk_name):
+    """Split ``chunk:LINE: text`` into (line, text); other messages have no line."""
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    prefix = chunk_name.decode("ascii") + ":"
+    if text.startswith(prefix):
+        number, sep, rest = text[len(prefix):].partition(": ")
+        if sep and number.isdigit():
+            return int(number), rest
+    return None, text
+
+
+class _Bridge:
+    """The two callables boot.lua receives. They never raise into Lua."""
+
+    def __init__(self):
+        self.on_log = None
+        self.on_call = None
+        self.runtime = None  # set during a run, to check memory headroom
+
+    def log(self, level, message):
+        try:
+            self.on_log(level.decode("ascii"), message)
+        except BaseException:  # an exception here would reach Lua as a Python object
+            log.exception("log sink failed")
+
+    def call(self, module, fn, args):
+        try:
+            status, payload = self.on_call(module.decode(), fn.decode(), args)
+        except BaseException:
+            log.exception("host call failed in the executor")
+            return b"abort", b"host call failed"
+        if not self._has_room_for(len(payload)):
+            return (b"oom",)
+        return status.encode("ascii"), payload
+
+    def _has_room_for(self, size):
+        runtime = self.runtime
+        if runtime is None:
+            return True
+        limit = runtime.get_max_memory()
+        return limit == 0 or limit - runtime.get_memory_used() > size + _PUSH_HEADROOM
+
+
+_boot_bytecode = None
+
+
+def _boot_chunk():
+    """Return boot.lua compiled to Lua bytecode, made once per process.
+
+    Parsing boot.lua is most of a runtime's boot time. This bytecode is produced
+    here, by this process's own Lua, from the packaged source: the only binary
+    chunk the sandbox ever loads (scripts can load text only).
+    """
+    global _boot_bytecode
+    if _boot_bytecode is None:
+        compiler = _new_runtime()
+        _boot_bytecode = compiler.execute(
+            b"local source = ...\n"
+            b"return string.dump(assert(load(source, '=[sandbox]', 't')))",
+            BOOT_SOURCE,
+        )
+    return _boot_bytecode
+
+
+class LuaSandbox:
+    """A booted Lua runtime, ready for exactly one execution."""
+
+    def __init__(self):
+        self._bridge = _Bridge()
+        self._lua = _new_runtime()
+        load = self._lua.eval("load")
+        boot = load(_boot_chunk(), b"=[sandbox]", b"b")
+        api = boot(self._bridge.log, self._bridge.call)
+        self._setup = api[b"setup"]
+        self._run = api[b"run"]
+        self._report = api[b"report"]
+        self._usage = api[b"usage"]
+        self._sethook = api[b"sethook"]
+        # What the booted runtime itself uses; each script gets its knob on top.
+        self._boot_memory = self._lua.get_memory_used()
+
+    def execute(self, job, globals_json, on_log, on_call):
+        """Run one job; return (result dict, response body bytes).
+
+        ``job`` has ``source``, ``chunk_name``, ``limits`` and ``host_api``;
+        ``on_log(level, message_bytes)`` receives each log line and
+        ``on_call(module, fn, args_json)`` answers host calls with (status, payload).
+        """
+        self._bridge.on_log, self._bridge.on_call = on_log, on_call
+        self._bridge.runtime = self._lua
+        try:
+            return self._execute(job, globals_json)
+        finally:
+            # Break the cycle runtime -> callbacks -> bridge -> runtime.
+            self._bridge.runtime = self._bridge.on_log = self._bridge.on_call = None
+
+    def _execute(self, job, globals_json):
+        limits = job["limits"]
+        chunk = chunk_name_of(job["chunk_name"])
+        prepared = _values(self._setup(
+            limits["max_instructions"], limits["max_call_depth"], limits["max_string_bytes"],
+            limits["max_table_entries"], limits["max_output_bytes"],
+            chunk, _source_bytes(job["source"]), globals_json, _host_spec(job["host_api"]),
+        ))
+        kind = prepared[0]
+        if kind == b"compile_error":
+            line, message = split_location(prepared[1], chunk)
+            return _result(Status.SCRIPT_ERROR, error=_error(message, line)), b""
+        if kind != b"ok":
+            return self._finish(prepared, chunk, limits)
+        self._lua.set_max_memory(self._boot_memory + limits["max_memory_bytes"])
+        try:
+            returned = _values(self._run())
+        except lupa.LuaError:
+            # A limit tripped and the hook fired again in the runner itself.
+            returned = None
+        finally:
+            self._lua.set_max_memory(0)
+        if returned is None:
+            self._sethook()
+            returned = _values(self._report())
+        return self._finish(returned, chunk, limits)
+
+    def _finish(self, returned, chunk, limits):
+        instructions, peak = _values(self._usage())
+        usage = {"instructions": int(instructions), "memory_peak_bytes": int(peak)}
+        kind = returned[0]
+        if kind == b"ok":
+            status, headers, body = returned[1], returned[2], returned[3]
+            response = {"status": status, "headers": _header_pairs(headers)}
+            return _result(Status.OK, response=response, usage=usage), body
+        if kind == b"error":
+            line, message = split_location(returned[1], chunk)
+            return _result(Status.SCRIPT_ERROR, error=_error(message, line), usage=usage), b""
+        if kind == b"bad":
+            message = returned[1].decode("utf-8", "replace")
+            return _result(Status.BAD_SCRIPT_RESPONSE, error=_error(message), usage=usage), b""
+        if kind == b"limit":
+            knob = returned[1].decode("ascii")
+            line = returned[2] if len(returned) > 2 and isinstance(returned[2], int) else None
+            message = _LIMIT_MESSAGES[knob].format(limits[knob])
+            return _result(Status.LIMIT_EXCEEDED, error=_error(message, line), limit=knob, usage=usage), b""
+        detail = returned[1] if len(returned) > 1 and isinstance(returned[1], bytes) else b""
+        message = detail.decode("utf-8", "replace") or "the sandbox failed"
+        return _result(Status.INTERNAL_ERROR, error=_error(message), usage=usage), b""
+
+
+def _values(returned):
+    if isinstance(returned, tuple):
+        return returned
+    return (returned,)
+
+
+def _host_spec(host_api):
+    return json.dumps([[module, list(fns)] for module, fns in host_api]).encode("utf-8")
+
+
+def _header_pairs(text):
+    pairs = []
+    for line in text.split(b"\n"):
+        if line:
+            name, _, value = line.partition(b":")
+            # Header bytes go out as they are: latin-1 maps each byte to one character.
+            pairs.append([name.decode("latin-1"), value.decode("latin-1")])
+    return pairs
+
+
+def _error(message, line=None):
+    return {"message": message, "line": line}
+
+
+def _result(status, *, response=None, error=None, limit=None, usage=None):
+    return {
+        "status": status.value,
+        "response": response,
+        "error": error,
+        "limit": limit,
+        "usage": usage or {"instructions": 0, "memory_peak_bytes": 0},
+    }
