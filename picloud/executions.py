@@ -54,7 +54,10 @@ class ExecutionLogWriter:
         return len(self._pending)
 
     def forget(self, predicate):
-        """Drop queued records for which ``predicate(record)`` is true."""
+        """Drop queued records for which ``predicate(record)`` is true.
+
+        Waits for a batch being written right now, so none of those lands later either.
+        """
         with self._flush_lock:
             kept = [r for r in self._pending if not predicate(r)]
             self._pending.clear()
@@ -71,8 +74,7 @@ class ExecutionLogWriter:
         if self._thread is not None:
             self._thread.join(timeout)
         try:
-            while self._pending:
-                self.flush()
+            self.flush_all()
         except Exception:
             log.exception("dropping %d execution records at shutdown", len(self._pending))
 
@@ -104,6 +106,12 @@ class ExecutionLogWriter:
         """Upsert one batch; on failure the batch goes back to the front of the queue."""
         with self._flush_lock:
             return self._flush_batch()
+
+    def flush_all(self):
+        """Write everything queued, after any batch being written right now."""
+        with self._flush_lock:
+            while self._pending:
+                self._flush_batch()
 
     def _flush_batch(self):
         batch = []
@@ -178,8 +186,7 @@ def forget_app(app_id):
 def flush_pending():
     """Write what this process has queued, so a read right after a run sees it."""
     if _writer is not None:
-        while _writer.pending():
-            _writer.flush()
+        _writer.flush_all()
 
 
 def init_app(app):

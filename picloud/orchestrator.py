@@ -15,7 +15,7 @@ import uuid
 from picloud import executions, sandbox
 from picloud.models import isoformat, utcnow
 from picloud.routing import tables
-from picloud.sandbox import ExecutionJob, ExecutorPool, Overloaded
+from picloud.sandbox import ExecutionJob, ExecutorPool, Outcome, Overloaded, Status
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ ERROR_STATUS = {
     "limit_exceeded": 507,
     "internal_error": 500,
 }
+# How long a run waits for the executor pool to boot before the process serves fully.
+STARTUP_WAIT_SECONDS = 30
 # Sources whose runs answer an HTTP caller, so their log records carry the HTTP status.
 HTTP_SOURCES = ("http", "execute")
 
@@ -80,12 +82,20 @@ class Orchestrator:
         self.settings = settings
         self.gate = FifoGate(settings.executor_processes)
         self.pool = ExecutorPool(settings.executor_processes)
+        self.ready = threading.Event()
 
     def start(self):
         self.pool.start()
+        self.ready.set()
 
     def stop(self, timeout=None):
+        self.ready.clear()
         self.pool.stop()
+
+    def wait_ready(self):
+        """Wait while the pool boots: the server may accept requests a moment before."""
+        if not self.ready.wait(STARTUP_WAIT_SECONDS):
+            raise Overloaded("the executor pool is not running")
 
 
 _current = None
@@ -152,6 +162,7 @@ def run_script(
         timeout_seconds=script.timeout_seconds,
         host_api=host_api,
     )
+    orchestrator.wait_ready()
     deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
     if not orchestrator.gate.acquire(wait_seconds):
         raise Overloaded("no execution slot became free in time")
@@ -159,6 +170,12 @@ def run_script(
     try:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         outcome = orchestrator.pool.run(job, host=host, wait_seconds=remaining)
+    except Overloaded:
+        raise
+    except Exception:
+        # The run failed in the platform, not in the script: log it as one.
+        log.exception("executor failed running script %s", script.id)
+        outcome = Outcome(Status.INTERNAL_ERROR, error={"message": "The executor failed.", "line": None})
     finally:
         orchestrator.gate.release()
     execution = _record(
@@ -186,13 +203,20 @@ def http_status_of(outcome):
     return ERROR_STATUS.get(status, 500)
 
 
+_host_factory = None
+
+
 def _script_host(app_id, ctx):
     """Return (host_api, host callable) of the data plane, or none before it exists."""
-    try:
-        from picloud.data.host import script_host
-    except ImportError:
+    global _host_factory
+    if _host_factory is None:
+        try:
+            from picloud.data.host import script_host as _host_factory
+        except ImportError:
+            _host_factory = False
+    if not _host_factory:
         return (), None
-    return script_host(app_id, ctx)
+    return _host_factory(app_id, ctx)
 
 
 def _record(*, execution_id, script, source, outcome, queued_at, started_at, **fields):

@@ -120,6 +120,8 @@ def delete_app(app):
     """Delete an app and everything it owns, table by table, in one transaction."""
     if app.slug == DEFAULT_SLUG:
         raise Conflict("The default app cannot be deleted.", code="default_app")
+    # Before: wait out a log batch being written; after: drop runs that ended meanwhile.
+    executions.forget_app(app.id)
     with config_change():
         for delete in _OWNED_DELETES:
             delete(app.id)
