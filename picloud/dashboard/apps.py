@@ -34,10 +34,13 @@ def app_page(view):
 
     @functools.wraps(view)
     def wrapper(slug, **kwargs):
-        try:
-            app = resolve_app(slug)
-        except FormerSlug as moved:
-            return _redirect_to_slug(moved.app.slug)
+        # A live slug first: resolve_app tries ids first, and a slug may be all digits.
+        app = App.by_slug(slug)
+        if app is None:
+            try:
+                app = resolve_app(slug)
+            except FormerSlug as moved:
+                return _redirect_to_slug(moved.app.slug)
         if app.slug != slug:  # reached by id: show the canonical address
             return _redirect_to_slug(app.slug)
         g.app = app

@@ -458,3 +458,14 @@ def test_the_logs_page_pages_back_through_older_runs(dash, new_app, database):
     second = dash.get(older)
     assert re.findall(r"/logs/([0-9a-f-]{36})", second.text) == ids[::-1][50:]
     assert "Older runs" not in second.text and "Newest runs" in second.text
+
+
+def test_an_all_digit_slug_opens_its_own_app_and_an_id_redirects_to_the_slug(dash, new_app, database):
+    other = App.get(App.slug == new_app())
+    numbered = new_app(str(other.id))  # a slug that is also the id of another app
+    page = dash.get(f"/admin/apps/{numbered}/routes")
+    assert page.status_code == 200
+    assert f'href="/admin/apps/{numbered}/scripts"' in page.text
+    by_id = dash.get(f"/admin/apps/{App.get(App.slug == numbered).id}/routes")
+    assert by_id.status_code == 301
+    assert by_id.headers["Location"].endswith(f"/admin/apps/{numbered}/routes")
