@@ -156,7 +156,10 @@ def set_key(app):
 
 
 def _render_key(app, key, form=None, status=200, message=None):
-    entry = kv_store(app).get(key)
+    try:
+        entry = kv_store(app).get(key)
+    except PiCloudError:  # not a valid key: there is nothing under it
+        entry = None
     if entry is None:
         raise NotFound("No such key.")
     return render_tab(

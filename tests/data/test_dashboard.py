@@ -91,6 +91,8 @@ def test_view_edit_and_delete_a_key(site, dash):
     assert deleted.status_code == 200 and deleted.headers["HX-Redirect"] == data_path(site)
     assert site.api.get(kv_url(site, key)).status_code == 404
     assert dash.get(data_path(site, "/kv/entry"), params={"key": key}).status_code == 404
+    assert dash.get(data_path(site, "/kv/entry"), params={"key": ""}).status_code == 404
+    assert dash.get(data_path(site, "/kv/entry"), params={"key": "x" * 600}).status_code == 404
     assert dash.post(data_path(site, "/kv/delete"), {"target": key}).status_code == 404
 
 

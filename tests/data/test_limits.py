@@ -2,22 +2,32 @@
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD
-from tests.data.conftest import docs_url, kv_url, lua_json
+from tests.data.conftest import add_trigger, docs_url, kv_url, lua_json, wait_for
 from tests.support.apps import new_site
+from tests.support.databases import temporary_database
 from tests.support.live import LiveServer, login
 
 LIMIT = 1000
 
 
 @pytest.fixture(scope="module")
-def small_server(server_env, tmp_path_factory, database):
-    """A second server on the suite's database with a 1000-byte value limit."""
-    live = LiveServer(
-        {**server_env, "PICLOUD_MAX_VALUE_BYTES": str(LIMIT)},
-        tmp_path_factory.mktemp("small-values") / "server.log",
-    ).start()
-    yield live
-    live.stop()
+def small_server(tmp_path_factory):
+    """A server of its own (its own database, so its own dispatcher runs its events)
+    with a 1000-byte value limit."""
+    data_dir = tmp_path_factory.mktemp("small-values")
+    with temporary_database(data_dir) as url:
+        live = LiveServer(
+            {
+                "DATABASE_URL": url,
+                "PICLOUD_DATA_DIR": str(data_dir),
+                "PICLOUD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "PICLOUD_EXECUTOR_PROCESSES": "1",
+                "PICLOUD_MAX_VALUE_BYTES": str(LIMIT),
+            },
+            data_dir / "server.log",
+        ).start()
+        yield live
+        live.stop()
 
 
 @pytest.fixture
@@ -60,3 +70,17 @@ def test_a_script_gets_a_catchable_error(small_site):
     assert result["ok2"] is False and "docs.insert" in result["err2"] and "limit is 1000" in result["err2"]
     assert result["big"] is True and result["doc"] is True
     assert small_site.api.get(kv_url(small_site, "small")).json()["value"] == "x" * 100
+
+
+def test_a_triggered_run_has_the_same_limit(small_site):
+    script = small_site.script(
+        'local ok, err = pcall(kv.set, "big", string.rep("x", 2000))\n'
+        'kv.set("result", {ok = ok, err = err})\n'
+    )
+    add_trigger(small_site, "kv", script, key_glob="go")
+    assert small_site.api.put(kv_url(small_site, "go"), json=1).status_code == 200
+    result = wait_for(
+        lambda: small_site.api.get(kv_url(small_site, "result")).json().get("value"), what="the triggered run"
+    )
+    assert result["ok"] is False and "limit is 1000" in result["err"]
+    assert small_site.api.get(kv_url(small_site, "big")).status_code == 404
