@@ -7,13 +7,14 @@ same sub-path under the current one, and hands the view the ``App``.
 import functools
 
 from flask import g, make_response, redirect, render_template, request, url_for
+from peewee import prefetch
 
 from picloud.dashboard import bp, login_required
 from picloud.dashboard.forms import AppForm
-from picloud.errors import Conflict, NotFound, ValidationFailed
+from picloud.errors import Conflict, ValidationFailed
 from picloud.manager import apps as manager
 from picloud.manager.apps import FormerSlug, app_counts, check_slug, hourly_activity, resolve_app
-from picloud.models import App, Execution, Script
+from picloud.models import App, Domain, Execution, Script
 
 # The app page's tabs, in order: (name, label, endpoint). Adding a tab is one line here.
 TABS = (
@@ -113,7 +114,7 @@ def apps():
 
 
 def _render_list(form, status=200, slug_check=None):
-    listed = App.select().order_by(App.slug)
+    listed = prefetch(App.select().order_by(App.slug), Domain.select().order_by(Domain.pattern))
     return (
         render_template("apps/index.html", apps=listed, form=form, slug_check=slug_check, section="apps"),
         status,
