@@ -60,6 +60,7 @@ class Dispatcher:
         self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.poll_seconds = settings.dispatch_poll_ms / 1000
+        self.slot_wait_seconds = SLOT_WAIT_SECONDS
         self.rng = rng or random.Random()
         self._wake = gevent.event.Event()
         self._running = {}  # event id -> greenlet
@@ -91,13 +92,17 @@ class Dispatcher:
             self._listener.kill(block=False)
         if self._greenlet is not None:
             self._greenlet.join(timeout)
+        # Events not yet started give themselves back when their greenlet runs (see
+        # deliver); runs under way get until the timeout to finish.
         gevent.joinall(list(self._running.values()), timeout=timeout)
         try:
             with connection():
                 self.flush_delivered()
-                claims.release_events(self.worker_id, list(self._running))
+                claims.release_events(self.worker_id, list(self._unstarted))
         except Exception:
-            log.exception("dispatcher: could not hand back %d claimed events", len(self._running))
+            log.exception("dispatcher: could not hand back %d claimed events", len(self._unstarted))
+        if self._running:
+            log.warning("dispatcher: %d runs still going at shutdown; their leases will expire", len(self._running))
 
     def wake(self):
         self._wake.set()
@@ -225,7 +230,7 @@ class Dispatcher:
                 script,
                 globals=script_globals,
                 source=event.kind,
-                wait_seconds=SLOT_WAIT_SECONDS,
+                wait_seconds=self.slot_wait_seconds,
                 principal=event.principal,
                 execution_id=event.execution_id,
                 trigger_id=event.trigger_id,
