@@ -22,8 +22,10 @@ TABS = (
     ("scripts", "Scripts", "dashboard.scripts"),
     ("routes", "Routes", "dashboard.routes"),
     ("domains", "Domains", "dashboard.domains"),
+    ("triggers", "Triggers", "dashboard.triggers"),
     ("data", "Data", "dashboard.data"),
     ("logs", "Logs", "dashboard.logs"),
+    ("dead_letters", "Dead letters", "dashboard.dead_letters"),
     ("settings", "Settings", "dashboard.app_settings"),
 )
 
