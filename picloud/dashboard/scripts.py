@@ -3,7 +3,7 @@ import datetime
 import json
 from urllib.parse import unquote_plus
 
-from flask import current_app, g, make_response, request, url_for
+from flask import current_app, g, request, url_for
 
 from picloud import orchestrator
 from picloud.dashboard import bp, login_required
@@ -79,11 +79,12 @@ def create_script(app):
 # The script page ---------------------------------------------------------------------
 
 
-def settings_form(script=None, **kwargs):
-    """Return the sandbox settings form, filled from ``script`` unless posted."""
+def settings_form(script):
+    """Return the timeout and sandbox form: the posted values, else the script's own."""
     info = manager.sandbox_info()
     form_class = ScriptSettingsForm.with_knobs(info["defaults"])
-    if script is not None and "formdata" not in kwargs and request.method == "GET":
+    kwargs = {}
+    if request.method == "GET":
         kwargs.update(
             description=script.description or "",
             timeout_seconds=script.timeout_seconds,
@@ -110,20 +111,23 @@ def _script_routes(script):
 def script(app, script_id):
     """Show the script page: editor, versions, sandbox settings, routes, test console."""
     script = _get_script(app, script_id)
-    return render_tab(
-        app,
-        "scripts",
-        "scripts/show.html",
-        script=script,
-        source_form=SourceForm(formdata=None),
-        settings_form=settings_form(script),
-        console=ConsoleForm(formdata=None),
-        confirm=ConfirmForm(),
-        versions=manager.script_versions(script),
-        routes=_script_routes(script),
-        error_line=request.args.get("line", type=int),
-        max_timeout=_max_timeout(),
-    )
+    return _render_script(app, script, None, error_line=request.args.get("line", type=int))
+
+
+def _render_script(app, script, partial, status=200, **context):
+    """Render one part of the script page for htmx, else the whole page showing that part's state."""
+    if partial is None or not request.htmx:
+        context = {
+            "source_form": SourceForm(formdata=None),
+            "settings_form": settings_form(script),
+            "console": ConsoleForm(formdata=None),
+            "confirm": ConfirmForm(),
+            "versions": manager.script_versions(script),
+            "routes": _script_routes(script),
+            "max_timeout": _max_timeout(),
+            **context,
+        }
+    return render_tab(app, "scripts", "scripts/show.html", partial, status=status, script=script, **context)
 
 
 def _max_timeout():
@@ -136,30 +140,16 @@ def _max_timeout():
 def save_source(app, script_id):
     """Save the editor's source as a new version; a compile error answers 422 with its line."""
     script = _get_script(app, script_id)
-    form = SourceForm()
-    if not form.validate_on_submit():
-        return _save_status(app, script, error="The form expired; reload the page.", status=400)
-    source = (form.source.data or "").replace("\r\n", "\n")
+    source = SourceForm().source.data.replace("\r\n", "\n")  # CSRFProtect checked the token
     try:
         script = manager.update_script(script, {"source": source}, g.user)
     except (ValidationFailed, Conflict) as exc:
-        return _save_status(app, script, error=exc.message, line=exc.extra.get("line"), status=exc.status)
-    response = _save_status(app, script, saved=True)
-    response.headers["HX-Trigger"] = "script-saved"
-    return response
-
-
-def _save_status(app, script, *, saved=False, error=None, line=None, status=200):
-    body, _ = render_tab(
-        app,
-        "scripts",
-        "scripts/_save_status.html",
-        script=script,
-        saved=saved,
-        error=error,
-        line=line,
-    )
-    return make_response(body, status)
+        return _render_script(
+            app, script, "scripts/_save_status.html", exc.status,
+            error=exc.message, line=exc.extra.get("line"), source=source,
+        )
+    body, status = _render_script(app, script, "scripts/_save_status.html", saved=True)
+    return body, status, {"HX-Trigger": "script-saved"}
 
 
 @bp.get("/apps/<slug>/scripts/<int:script_id>/versions")
@@ -230,16 +220,8 @@ def save_script_settings(app, script_id):
         except (ValidationFailed, Conflict) as exc:
             show_error(form, exc, "timeout_seconds")
             status = exc.status
-    return render_tab(
-        app,
-        "scripts",
-        "scripts/show.html",
-        "scripts/_settings.html",
-        status=status,
-        script=script,
-        settings_form=form,
-        saved=saved,
-        max_timeout=_max_timeout(),
+    return _render_script(
+        app, script, "scripts/_settings.html", status, settings_form=form, saved=saved, max_timeout=_max_timeout()
     )
 
 
@@ -252,15 +234,8 @@ def delete_script(app, script_id):
     try:
         manager.delete_script(script)
     except Conflict as exc:
-        return render_tab(
-            app,
-            "scripts",
-            "scripts/show.html",
-            "scripts/_delete.html",
-            status=exc.status,
-            script=script,
-            delete_error=describe_error(exc),
-            confirm=ConfirmForm(),
+        return _render_script(
+            app, script, "scripts/_delete.html", exc.status, delete_error=describe_error(exc), confirm=ConfirmForm()
         )
     return go_to(url_for("dashboard.scripts", slug=app.slug))
 
@@ -293,16 +268,7 @@ def run_script(app, script_id):
             form.method.errors.append("Every execution slot is busy; try again in a moment.")
         else:
             result = console_result(execution, outcome)
-    return render_tab(
-        app,
-        "scripts",
-        "scripts/show.html",
-        "scripts/_console.html",
-        status=status,
-        script=script,
-        console=form,
-        result=result,
-    )
+    return _render_script(app, script, "scripts/_console.html", status, console=form, result=result)
 
 
 def console_result(execution, outcome):

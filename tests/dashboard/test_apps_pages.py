@@ -469,3 +469,15 @@ def test_an_all_digit_slug_opens_its_own_app_and_an_id_redirects_to_the_slug(das
     by_id = dash.get(f"/admin/apps/{App.get(App.slug == numbered).id}/routes")
     assert by_id.status_code == 301
     assert by_id.headers["Location"].endswith(f"/admin/apps/{numbered}/routes")
+
+
+def test_forms_posted_without_javascript_answer_the_whole_page(dash, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug)
+    broken = dash.post(f"/admin/apps/{slug}/scripts/{script.id}/source", {"source": "return (\n"})
+    assert broken.status_code == 422
+    assert "<html" in broken.text and "return (" in broken.text and 'data-error-line="' in broken.text
+    limits = dash.post(f"/admin/apps/{slug}/scripts/{script.id}/settings", {"timeout_seconds": "0"})
+    assert limits.status_code == 422 and "<html" in limits.text and 'id="console"' in limits.text
+    ran = dash.post(f"/admin/apps/{slug}/scripts/{script.id}/run", {"method": "GET", "path": "/"})
+    assert ran.status_code == 200 and "<html" in ran.text and "Hello, world!" in ran.text
