@@ -17,7 +17,7 @@ local log_sink, host_call = ...
 
 -- Everything the sandbox needs, captured before the real tables are emptied.
 local debug_sethook, debug_getinfo, debug_getmetatable = debug.sethook, debug.getinfo, debug.getmetatable
-local raw_pcall, raw_error, raw_type, raw_select = pcall, error, type, select
+local raw_pcall, raw_xpcall, raw_error, raw_type, raw_select = pcall, xpcall, error, type, select
 local raw_next, raw_rawget, raw_rawset, raw_rawequal, raw_rawlen = next, rawget, rawset, rawequal, rawlen
 local raw_setmetatable, raw_tostring, raw_tonumber = setmetatable, tostring, tonumber
 local raw_load, raw_collectgarbage = load, collectgarbage
@@ -54,6 +54,7 @@ local max_instructions, max_call_depth, max_string, max_entries, max_output = 0,
 local main_probe, coroutine_probe = 0, 0
 local used = 0
 local tripped, tripped_line, internal_message = nil, nil, nil
+local error_line
 local baseline_kb, peak_kb = 0, 0
 local output_used, log_entries = 0, 0
 local chunk_source, script_main
@@ -112,37 +113,23 @@ local function count_hook()
   end
 end
 
+-- A library function called from a wrapper here reports the wrapper's position
+-- ("[sandbox]:123: bad argument ..."): drop it wherever a script can see an error.
+local function clean(e)
+  if raw_type(e) == "string" and s_byte(e, 1) == 91 then
+    local rest = s_match(e, "^%[sandbox%]:%d+: (.*)$")
+    if rest then return rest end
+  end
+  return e
+end
+
 -- Re-raise what a protected call caught when the execution has to end anyway.
 local function intercept(ok, ...)
-  if not ok then
-    if tripped then raw_error(LIMIT_ERROR, 0) end
-    if (...) == MEMERR then trip("max_memory_bytes") end
-  end
-  return ok, ...
-end
-
--- Whether an error message already says where it was raised.
-local function located(message)
-  return s_find(s_sub(message, 1, 200), "^[^\n]-:%d+: ") ~= nil
-end
-
--- Return a protected library call's results, or raise its error at the script's
--- call site. Use in tail position only: `return relay(raw_pcall(f, ...))`.
-local function relay(ok, ...)
-  if ok then return ... end
+  if ok then return true, ... end
+  if tripped then raw_error(LIMIT_ERROR, 0) end
   local e = ...
-  if tripped then raw_error(LIMIT_ERROR, 0) end
   if e == MEMERR then trip("max_memory_bytes") end
-  if raw_type(e) == "string" and not located(e) then raw_error(e, 2) end
-  raw_error(e, 0)
-end
-
--- Like relay, for a failed call whose wrapper goes on after success (not a tail call).
-local function raise_from(e)
-  if tripped then raw_error(LIMIT_ERROR, 0) end
-  if e == MEMERR then trip("max_memory_bytes") end
-  if raw_type(e) == "string" and not located(e) then raw_error(e, 3) end
-  raw_error(e, 0)
+  return false, clean(e)
 end
 
 local function check_string(s)
@@ -165,10 +152,10 @@ end
 
 local function handled(handler, ok, ...)
   if ok then return true, ... end
-  intercept(false, ...)
+  local _, e = intercept(false, ...)
   -- The handler runs after unwinding (a real xpcall handler runs inside the
   -- failed call with hooks disabled, out of the instruction budget's reach).
-  local _, result = intercept(raw_pcall(handler, (...)))
+  local _, result = intercept(raw_pcall(handler, e))
   return false, result
 end
 
@@ -210,14 +197,12 @@ end
 
 local function unwrapped(co, ok, ...)
   if ok then return ... end
-  local e = ...
-  if tripped then raw_error(LIMIT_ERROR, 0) end
-  if e == MEMERR then trip("max_memory_bytes") end
+  local _, e = intercept(false, ...)
   if co_status(co) == "dead" then
-    local closed, close_error = co_close(co)
+    local closed, close_error = intercept(co_close(co))
     if not closed then e = close_error end
-    if tripped then raw_error(LIMIT_ERROR, 0) end
   end
+  -- Like Lua's own wrap: a string error gets the caller's position.
   if raw_type(e) == "string" then raw_error(e, 2) end
   raw_error(e, 0)
 end
@@ -233,7 +218,9 @@ end
 
 -- ---------------------------------------------------------------------------
 -- Guarded library functions: size checks before C loops the hook never sees,
--- their work charged to the instruction budget.
+-- their work charged to the instruction budget. Each calls the C function
+-- through a local of the library's own name, so an argument error reads as
+-- Lua's ("bad argument #1 to 'rep' ...").
 
 local function string_length(v)
   local vt = raw_type(v)
@@ -252,44 +239,34 @@ local function sandbox_rep(s, n, sep)
     if count > (max_string + lsep) // unit then trip("max_string_bytes") end
     charge(count * unit // 64)
   end
-  return relay(raw_pcall(s_rep, s, n, sep))
+  local rep = s_rep
+  return rep(s, n, sep)
 end
 
 local function sandbox_format(...)
-  local ok, result = raw_pcall(s_format, ...)
-  if not ok then raise_from(result) end
-  charge(#result // 64)
-  return check_string(result)
+  local format = s_format
+  local result = format(...)
+  if #result > max_string then trip("max_string_bytes") end
+  return result
 end
 
-local function after_gsub(ok, result, count)
-  if not ok then raise_from(result) end
-  charge(#result // 64)
-  return check_string(result), count
-end
-
-local function sandbox_gsub(s, pattern, repl, n)
+local function sandbox_gsub(s, ...)
   if raw_type(s) == "string" then charge(#s // 64) end
-  if n == nil then return after_gsub(raw_pcall(s_gsub, s, pattern, repl)) end
-  return after_gsub(raw_pcall(s_gsub, s, pattern, repl, n))
-end
-
-local function scanning(f)
-  return function(s, ...)
-    if raw_type(s) == "string" then charge(#s // 64) end
-    return relay(raw_pcall(f, s, ...))
-  end
+  local gsub = s_gsub
+  local result, count = gsub(s, ...)
+  if #result > max_string then trip("max_string_bytes") end
+  return result, count
 end
 
 local function sandbox_char(...)
   if raw_select("#", ...) > max_string then trip("max_string_bytes") end
-  return relay(raw_pcall(s_char, ...))
+  local char = s_char
+  return char(...)
 end
 
 local function sandbox_pack(...)
-  local ok, result = raw_pcall(s_pack, ...)
-  if not ok then raise_from(result) end
-  return check_string(result)
+  local pack = s_pack
+  return check_string(pack(...))
 end
 
 -- Count of a numeric range [first, last] without integer overflow.
@@ -320,8 +297,8 @@ local function sandbox_concat(t, sep, i, j)
   -- The C loop stops at the first missing value: a border of t bounds it.
   local bound = raw_rawlen(t) + 1
   charge(count < bound and count or bound)
-  local ok, result = raw_pcall(t_concat, t, sep, i, j)
-  if not ok then raise_from(result) end
+  local concat = t_concat
+  local result = concat(t, sep, i, j)
   charge(#result // 64)
   return check_string(result)
 end
@@ -331,13 +308,14 @@ local function position_error(n, name)
 end
 
 local function sandbox_insert(t, ...)
-  local nargs = raw_select("#", ...)
   if plain(t) then
-    if nargs == 2 then charge(raw_rawlen(t)) end
-    return relay(raw_pcall(t_insert, t, ...))
+    if raw_select("#", ...) == 2 then charge(raw_rawlen(t)) end
+    local insert = t_insert
+    return insert(t, ...)
   end
   if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'insert' (table expected)", 2) end
   -- __len/__index/__newindex may be C functions: shift in Lua, under the hook.
+  local nargs = raw_select("#", ...)
   local e = #t + 1
   if nargs == 1 then
     t[e] = (...)
@@ -354,8 +332,9 @@ end
 
 local function sandbox_remove(t, ...)
   if plain(t) then
-    charge(raw_rawlen(t))
-    return relay(raw_pcall(t_remove, t, ...))
+    if raw_select("#", ...) > 0 then charge(raw_rawlen(t)) end
+    local remove = t_remove
+    return remove(t, ...)
   end
   if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'remove' (table expected)", 2) end
   local size = #t
@@ -375,7 +354,8 @@ end
 local function sandbox_move(a1, f, e, t, a2)
   -- Moving nils over a huge range allocates nothing and runs no instruction.
   charge(span(m_tointeger(f), m_tointeger(e)))
-  return relay(raw_pcall(t_move, a1, f, e, t, a2))
+  local move = t_move
+  return move(a1, f, e, t, a2)
 end
 
 local function sort_cost(n)
@@ -386,10 +366,11 @@ local function sort_cost(n)
 end
 
 local function sandbox_sort(t, comp)
+  local sort = t_sort
   if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'sort' (table expected)", 2) end
   if plain(t) then
     charge(sort_cost(raw_rawlen(t)))
-    return relay(raw_pcall(t_sort, t, comp))
+    return sort(t, comp)
   end
   -- Read the length once (a stateful __len could change it) and sort a plain copy.
   local n = m_tointeger(#t)
@@ -397,8 +378,7 @@ local function sandbox_sort(t, comp)
   charge(sort_cost(n))
   local copy = {}
   for k = 1, n do copy[k] = t[k] end
-  local ok, e = raw_pcall(t_sort, copy, comp)
-  if not ok then raise_from(e) end
+  sort(copy, comp)
   for k = 1, n do t[k] = copy[k] end
 end
 
@@ -407,7 +387,8 @@ local function sandbox_unpack(t, i, j)
   local last = j
   if j == nil and raw_type(t) == "table" then last = #t end
   charge(span(first, m_tointeger(last)))
-  return relay(raw_pcall(t_unpack, t, i, last))
+  local unpack = t_unpack
+  return unpack(t, i, last)
 end
 
 -- ---------------------------------------------------------------------------
@@ -814,7 +795,8 @@ local function sandbox_setmetatable(t, mt)
   if raw_type(mt) == "table" and raw_rawget(mt, "__gc") ~= nil then
     raw_error("setmetatable: __gc metamethods are not allowed", 2)
   end
-  return relay(raw_pcall(raw_setmetatable, t, mt))
+  local setmetatable = raw_setmetatable
+  return setmetatable(t, mt)
 end
 
 local function sandbox_collectgarbage(option)
@@ -835,7 +817,7 @@ local function sandbox_load(...)
   -- load catches errors of a reader function: the run may have to end anyway.
   if tripped then raw_error(LIMIT_ERROR, 0) end
   if f == nil and err == MEMERR then trip("max_memory_bytes") end
-  return f, err
+  return f, clean(err)
 end
 
 local sandbox_string = copy(string_lib)
@@ -843,9 +825,6 @@ sandbox_string.dump = nil
 sandbox_string.rep = sandbox_rep
 sandbox_string.format = sandbox_format
 sandbox_string.gsub = sandbox_gsub
-sandbox_string.find = scanning(s_find)
-sandbox_string.match = scanning(s_match)
-sandbox_string.gmatch = scanning(string_lib.gmatch)
 sandbox_string.char = sandbox_char
 sandbox_string.pack = sandbox_pack
 -- Method calls on strings ("a"):rep(n) must meet the guarded functions too.
@@ -897,7 +876,7 @@ for name in raw_next, real_globals do real_globals[name] = nil end
 -- Return the message of an error value, without running more than the hook allows.
 local function describe(e)
   local et = raw_type(e)
-  if et == "string" then return s_sub(e, 1, MAX_ERROR_BYTES) end
+  if et == "string" then return s_sub(clean(e), 1, MAX_ERROR_BYTES) end
   if et == "number" then return raw_tostring(e) end
   if et == "table" and debug_getmetatable(e) then
     local ok, text = raw_pcall(raw_tostring, e)
@@ -996,6 +975,13 @@ end
 
 local api = {}
 
+-- The runner's message handler: where the script was when an error left it
+-- (an error message says so itself only when Lua code raised it).
+local function note_error_line(e)
+  error_line = script_line()
+  return e
+end
+
 -- Prepare the one execution of this runtime: limits, host modules, globals, source.
 function api.setup(instructions, depth, string_bytes, table_entries, output_bytes,
                    chunk_name, source, globals_json, host_json)
@@ -1031,7 +1017,7 @@ function api.run()
   local main = co_running()
   intervals[main] = FIRST_INTERVAL
   debug_sethook(count_hook, "", FIRST_INTERVAL)
-  local ok, result = raw_pcall(script_main)
+  local ok, result = raw_xpcall(script_main, note_error_line)
   local kind, a, b, c = nil, nil, nil, nil
   if ok and not tripped then
     local mapped, k, x, y, z = raw_pcall(make_response, result)
@@ -1044,7 +1030,7 @@ function api.run()
     if result == MEMERR then
       tripped = "max_memory_bytes"
     else
-      kind, a = "error", describe(result)
+      kind, a, b = "error", describe(result), error_line
     end
   end
   debug_sethook()
@@ -1068,7 +1054,8 @@ function api.usage()
 end
 
 api.sethook = debug_sethook
-raw_collectgarbage("collect")
+-- No full collection here (it would cost more than the rest of the boot): the
+-- little garbage boot left counts in the baseline, not against the script.
 baseline_kb = raw_collectgarbage("count")
 peak_kb = baseline_kb
 return api

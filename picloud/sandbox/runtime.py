@@ -160,7 +160,7 @@ class LuaSandbox:
     def __init__(self):
         self._bridge = _Bridge()
         self._lua = _new_runtime()
-        load = self._lua.eval("load")
+        load = self._lua.globals()[b"load"]
         boot = load(_boot_chunk(), b"=[sandbox]", b"b")
         api = boot(self._bridge.log, self._bridge.call)
         self._setup = api[b"setup"]
@@ -223,6 +223,8 @@ class LuaSandbox:
             return _result(Status.OK, response=response, usage=usage), body
         if kind == b"error":
             line, message = split_location(returned[1], chunk)
+            if line is None and len(returned) > 2 and isinstance(returned[2], int):
+                line = returned[2]
             return _result(Status.SCRIPT_ERROR, error=_error(message, line), usage=usage), b""
         if kind == b"bad":
             message = returned[1].decode("utf-8", "replace")

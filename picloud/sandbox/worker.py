@@ -31,6 +31,7 @@ def main():
     logs = LogStream(channel)
     threading.Thread(target=logs.flush_periodically, daemon=True).start()
     sandbox = LuaSandbox()
+    address_space = AddressSpace()
     channel.send({"t": "ready", "pid": os.getpid()})
     while True:
         frame = channel.receive()
@@ -40,6 +41,7 @@ def main():
         if header.get("t") != "job":
             sys.exit(2)
         try:
+            address_space.limit_for(header["limits"]["max_memory_bytes"])
             _serve(sandbox, header, payload, channel, logs)
         except MemoryError:
             sys.exit(EXIT_OUT_OF_MEMORY)
@@ -79,20 +81,27 @@ def _exit_with_parent(parent_pid):
     os._exit(0)
 
 
-def _limit_address_space(max_memory_bytes):
-    page = os.sysconf("SC_PAGE_SIZE")
-    with open("/proc/self/statm") as statm:
-        mapped = int(statm.read().split()[0]) * page
-    limit = mapped + 2 * max_memory_bytes + ADDRESS_SPACE_HEADROOM
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+class AddressSpace:
+    """RLIMIT_AS for each job: what the process maps at start, plus the job's heap twice."""
+
+    def __init__(self):
+        page = os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/self/statm") as statm:
+            self._mapped = int(statm.read().split()[0]) * page
+        self._current = None
+
+    def limit_for(self, max_memory_bytes):
+        if max_memory_bytes == self._current:
+            return
+        limit = self._mapped + 2 * max_memory_bytes + ADDRESS_SPACE_HEADROOM
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        self._current = max_memory_bytes
 
 
 def _serve(sandbox, job, globals_json, channel, logs):
-    _limit_address_space(job["limits"]["max_memory_bytes"])
-
     def on_call(module, fn, args_json):
         logs.send_after_logs({"t": "call", "module": module, "fn": fn}, args_json)
         frame = channel.receive()
