@@ -1003,7 +1003,7 @@ function api.setup(instructions, depth, string_bytes, table_entries, output_byte
     if reason then trip("internal", "globals: " .. reason) end
     for name, value in raw_next, globals or {} do env[name] = value end
   end)
-  if tripped then return "limit", tripped, internal_message end
+  if tripped then return api.report() end
   if not ok then return "internal", describe(err) end
   local fn, message = raw_load(source, chunk_source, "t", env)
   if not fn then return "compile_error", s_sub(message, 1, MAX_ERROR_BYTES) end

@@ -229,14 +229,13 @@ class LuaSandbox:
         if kind == b"bad":
             message = returned[1].decode("utf-8", "replace")
             return _result(Status.BAD_SCRIPT_RESPONSE, error=_error(message), usage=usage), b""
-        if kind == b"limit":
+        if kind == b"limit" and returned[1].decode("ascii", "replace") in _LIMIT_MESSAGES:
             knob = returned[1].decode("ascii")
             line = returned[2] if len(returned) > 2 and isinstance(returned[2], int) else None
             message = _LIMIT_MESSAGES[knob].format(limits[knob])
             return _result(Status.LIMIT_EXCEEDED, error=_error(message, line), limit=knob, usage=usage), b""
         detail = returned[1] if len(returned) > 1 and isinstance(returned[1], bytes) else b""
-        message = detail.decode("utf-8", "replace") or "the sandbox failed"
-        return _result(Status.INTERNAL_ERROR, error=_error(message), usage=usage), b""
+        return internal_error(detail.decode("utf-8", "replace") or "the sandbox failed", usage), b""
 
 
 def _values(returned):
@@ -257,6 +256,11 @@ def _header_pairs(text):
             # Header bytes go out as they are: latin-1 maps each byte to one character.
             pairs.append([name.decode("latin-1"), value.decode("latin-1")])
     return pairs
+
+
+def internal_error(message, usage=None):
+    """Return the result of a run the platform itself failed."""
+    return _result(Status.INTERNAL_ERROR, error=_error(message), usage=usage)
 
 
 def _error(message, line=None):

@@ -12,9 +12,10 @@ import resource
 import sys
 import threading
 import time
+import traceback
 
 from .protocol import EXIT_OUT_OF_MEMORY, Channel
-from .runtime import LuaSandbox
+from .runtime import LuaSandbox, internal_error
 
 # RLIMIT_AS on top of what the process already maps, per job: a backstop for
 # work outside the Lua heap (which max_memory bounds), not the limit itself.
@@ -108,11 +109,20 @@ def _serve(sandbox, job, globals_json, channel, logs):
         if frame is None:
             sys.exit(0)
         reply, payload = frame
+        if reply.get("t") != "reply":
+            sys.exit(2)
         if reply.get("status") == "ok":
             return "ok", payload
         return reply.get("status", "abort"), str(reply.get("message", "")).encode("utf-8", "replace")
 
-    result, body = sandbox.execute(job, globals_json, logs.add, on_call)
+    try:
+        result, body = sandbox.execute(job, globals_json, logs.add, on_call)
+    except MemoryError:
+        raise
+    except Exception:
+        # The sandbox is thrown away after every job anyway: report and go on.
+        traceback.print_exc()
+        result, body = internal_error("the executor failed"), b""
     result["t"] = "result"
     logs.send_after_logs(result, body, logs_key="logs")
 

@@ -155,3 +155,12 @@ def test_globals_arrive_as_lua_values(run):
         },
     )
     assert body_json(outcome) == ["POST", "1", 2, True, True, True, 3]
+
+
+def test_globals_nested_too_deeply_are_an_internal_error(run):
+    deep = []
+    for _ in range(300):
+        deep = [deep]
+    outcome = run("return 1", globals={"request": {"json": deep}})
+    assert outcome.status is Status.INTERNAL_ERROR
+    assert "nested" in outcome.error["message"]

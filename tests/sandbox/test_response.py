@@ -103,6 +103,8 @@ def test_status_field_makes_a_response_even_in_a_json_like_table(run):
     ("return {1/0}", "infinity"),
     ("return {-1/0}", "infinity"),
     ("return {'\\255'}", "UTF-8"),
+    ("return {utf8.char(0xD800)}", "UTF-8"),
+    ("return {[utf8.char(0x110000)] = 1}", "UTF-8"),
     ("return {[true] = 1}", "key"),
     ("return {[1.5] = 1}", "key"),
     ("return {f = function() end}", "function"),
