@@ -851,7 +851,10 @@ env.table = sandbox_table
 env.math = copy(math_lib)
 env.utf8 = copy(utf8_lib)
 env.coroutine = sandbox_coroutine
-env.os = {time = os_time, clock = os_clock, date = os_date}
+-- CPU seconds of this execution: the process's own clock would tell a script how
+-- busy the executor was with other apps' runs.
+local clock_base = 0
+env.os = {time = os_time, date = os_date, clock = function() return os_clock() - clock_base end}
 env.json = {encode = json_encode, decode = json_decode, null = null}
 env.log = log
 env.print = log.info
@@ -978,7 +981,8 @@ local api = {}
 -- The runner's message handler: where the script was when an error left it
 -- (an error message says so itself only when Lua code raised it).
 local function note_error_line(e)
-  error_line = script_line()
+  local ok, line = raw_pcall(script_line)
+  if ok then error_line = line end
   return e
 end
 
@@ -1015,6 +1019,7 @@ end
 -- values: kind ("ok", "error", "bad", "limit", "internal") and its details.
 function api.run()
   local main = co_running()
+  clock_base = os_clock()
   intervals[main] = FIRST_INTERVAL
   debug_sethook(count_hook, "", FIRST_INTERVAL)
   local ok, result = raw_xpcall(script_main, note_error_line)

@@ -11,6 +11,7 @@ it blocks the calling thread. Callers take free executors in FIFO order.
 """
 import json
 import logging
+import math
 import os
 import re
 import select
@@ -378,7 +379,7 @@ class _RunState:
         _require(isinstance(module, str) and isinstance(fn, str), "invalid host call")
         _require((module, fn) in self.allowed, "call of a host function the job does not offer")
         try:
-            args = json.loads(payload)
+            args = json.loads(payload, parse_float=_finite_float, parse_constant=_no_constant)
         except (ValueError, RecursionError):
             raise ProtocolError("invalid host call arguments") from None
         _require(isinstance(args, list), "host call arguments must be a list")
@@ -433,6 +434,17 @@ class _RunState:
             usage=_no_usage(),
             duration_ms=duration_ms,
         )
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
 
 
 def _require(condition, message):

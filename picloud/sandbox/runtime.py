@@ -201,16 +201,21 @@ class LuaSandbox:
         if kind != b"ok":
             return self._finish(prepared, chunk, limits)
         self._lua.set_max_memory(self._boot_memory + limits["max_memory_bytes"])
+        out_of_memory = False
         try:
             returned = _values(self._run())
-        except lupa.LuaError:
-            # A limit tripped and the hook fired again in the runner itself.
+        except lupa.LuaError as exc:
+            # A limit tripped and the hook fired again in the runner itself, or
+            # the runner could not allocate: lupa tells by the call's status.
             returned = None
+            out_of_memory = isinstance(exc, lupa.LuaMemoryError)
         finally:
             self._lua.set_max_memory(0)
         if returned is None:
             self._sethook()
             returned = _values(self._report())
+            if returned[0] is None and out_of_memory:
+                returned = (b"limit", b"max_memory_bytes")
         return self._finish(returned, chunk, limits)
 
     def _finish(self, returned, chunk, limits):

@@ -232,3 +232,11 @@ def test_error_inside_a_wrapped_coroutine_propagates(run):
                   "local ok, e = pcall(function() f() end) return e")
     # Like Lua's own wrap: the caller's position is added to a string error.
     assert body_text(outcome) == "main:1: main:1: inner"
+
+
+def test_os_clock_counts_this_execution_only(run):
+    outcome = run("local started = os.clock() local x = 0 for i = 1, 1e6 do x = x + i end "
+                  "return {started, os.clock() > started}", max_instructions=10**8)
+    started, advanced = body_json(outcome)
+    assert 0 <= started < 0.05
+    assert advanced is True
