@@ -7,8 +7,9 @@ own environment table, then empties the real globals and the loaded-module table
 that nothing reachable later leads back to them. It returns the entry points the
 executor calls from Python: setup() once per job, run() once, report() after.
 
-Rules for this file: never use method syntax on strings or `#`/`==`/`pairs` on
-script values (metamethods would run script code here); use the raw_* locals.
+Rules for this file: no method calls on strings, and no `#`, `==`, indexing or
+`pairs` on the script's tables (their metamethods would run script code here);
+use the raw_* locals and the captured library functions only.
 
 Arguments: log_sink(level, message) and host_call(module, fn, args_json), Python
 callables that never raise and never become reachable from script code.
@@ -23,8 +24,8 @@ local raw_setmetatable, raw_tostring, raw_tonumber = setmetatable, tostring, ton
 local raw_load, raw_collectgarbage = load, collectgarbage
 local s_rep, s_format, s_find, s_match, s_gsub = string.rep, string.format, string.find, string.match, string.gsub
 local s_sub, s_byte, s_char, s_lower, s_pack = string.sub, string.byte, string.char, string.lower, string.pack
-local t_concat, t_insert, t_remove, t_move, t_sort, t_unpack, t_pack =
-    table.concat, table.insert, table.remove, table.move, table.sort, table.unpack, table.pack
+local t_concat, t_insert, t_remove, t_move, t_sort, t_unpack =
+    table.concat, table.insert, table.remove, table.move, table.sort, table.unpack
 local co_create, co_resume, co_running, co_status, co_close =
     coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close
 local m_type, m_tointeger, m_huge, m_floor = math.type, math.tointeger, math.huge, math.floor
@@ -936,7 +937,6 @@ local function response(status, lines, has_type, body, default_type)
   if not has_type and default_type then lines[#lines + 1] = "Content-Type:" .. default_type .. "\n" end
   return "ok", status, t_concat(lines), body
 end
-
 
 local function json_body(value)
   local text, err = encode(value, max_output - output_used, "max_output_bytes")

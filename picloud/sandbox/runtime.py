@@ -31,12 +31,12 @@ _PUSH_HEADROOM = 64 * 1024
 _COMPILE_MEMORY = 256 * 1024 * 1024
 
 _LIMIT_MESSAGES = {
-    "max_instructions": "the script ran more than {} Lua instructions",
-    "max_memory_bytes": "the script used more than {} bytes of memory",
-    "max_call_depth": "calls nested deeper than {}",
-    "max_string_bytes": "a string longer than {} bytes",
-    "max_table_entries": "a table with more than {} entries",
-    "max_output_bytes": "response body and logs longer than {} bytes",
+    "max_instructions": "the script ran more than {} Lua instructions (max_instructions)",
+    "max_memory_bytes": "the script used more than {} bytes of memory (max_memory_bytes)",
+    "max_call_depth": "calls nested deeper than {} (max_call_depth)",
+    "max_string_bytes": "a string longer than {} bytes (max_string_bytes)",
+    "max_table_entries": "a table with more than {} entries (max_table_entries)",
+    "max_output_bytes": "response body and logs longer than {} bytes (max_output_bytes)",
 }
 
 
