@@ -72,8 +72,7 @@ def emit_data_event(app_id, *, kind, op, name, payload, trigger_depth, parent_ex
         }
         for trigger in triggers
     ]
-    OutboxEvent.insert_many(rows).execute()
-    announce()
+    insert_events(rows)
     return len(rows)
 
 
@@ -155,6 +154,18 @@ def runnable_request(stored):
 def record_queued(*, execution_id, **fields):
     """Write a ``queued`` execution row (inside the caller's transaction)."""
     Execution.insert(id=execution_id, status="queued", logs=[], **fields).on_conflict_ignore().execute()
+
+
+def insert_events(rows):
+    """Insert outbox rows and announce them (inside the caller's transaction)."""
+    query = OutboxEvent.insert_many(rows)
+    if is_postgres():
+        # One round trip for both: the insert runs as a data-modifying CTE.
+        sql, params = query.sql()
+        db.execute_sql(f"WITH inserted AS ({sql}) SELECT pg_notify('{CHANNEL}', '')", params)
+    else:
+        query.execute()
+        wake()
 
 
 def announce():

@@ -15,31 +15,33 @@ LEASE_SECONDS = 30
 _COLUMNS = ", ".join(f.column_name for f in OutboxEvent._meta.sorted_fields)
 
 # PostgreSQL: SKIP LOCKED lets any number of processes claim side by side, each taking
-# rows the others have not locked. SQLite serialises writers, so the same statement
-# without the row locks claims atomically there (RETURNING needs SQLite 3.35).
-_CLAIM = {
-    "postgres": f"""
-        UPDATE outbox_events SET claimed_by = %s, lease_until = %s
-        WHERE id IN (
-            SELECT id FROM outbox_events
-            WHERE available_at <= %s AND (lease_until IS NULL OR lease_until < %s)
-            ORDER BY available_at
-            LIMIT %s
-            FOR UPDATE SKIP LOCKED
-        )
-        RETURNING {_COLUMNS}
-    """,
-    "sqlite": f"""
-        UPDATE outbox_events SET claimed_by = ?, lease_until = ?
-        WHERE id IN (
-            SELECT id FROM outbox_events
-            WHERE available_at <= ? AND (lease_until IS NULL OR lease_until < ?)
-            ORDER BY available_at
-            LIMIT ?
-        )
-        RETURNING {_COLUMNS}
-    """,
-}
+# rows the others have not locked; the same statement deletes what this worker has
+# delivered since its last claim. SQLite serialises writers, so the same claim without
+# row locks is atomic there (RETURNING needs SQLite 3.35).
+_CLAIM_POSTGRES = f"""
+    WITH delivered AS (
+        DELETE FROM outbox_events WHERE id = ANY(%s) AND claimed_by = %s
+    )
+    UPDATE outbox_events SET claimed_by = %s, lease_until = %s
+    WHERE id IN (
+        SELECT id FROM outbox_events
+        WHERE available_at <= %s AND (lease_until IS NULL OR lease_until < %s)
+        ORDER BY available_at
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING {_COLUMNS}
+"""
+_CLAIM_SQLITE = f"""
+    UPDATE outbox_events SET claimed_by = ?, lease_until = ?
+    WHERE id IN (
+        SELECT id FROM outbox_events
+        WHERE available_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+        ORDER BY available_at
+        LIMIT ?
+    )
+    RETURNING {_COLUMNS}
+"""
 
 
 def write_transaction():
@@ -58,14 +60,24 @@ def lease_end(now=None):
     return (now or utcnow()) + datetime.timedelta(seconds=LEASE_SECONDS)
 
 
-def claim_due_events(worker_id, limit, now=None):
-    """Claim up to ``limit`` due events for ``worker_id``; return them, oldest due first."""
+def claim_due_events(worker_id, limit, now=None, delivered=()):
+    """Claim up to ``limit`` due events for ``worker_id``; return them, oldest due first.
+
+    ``delivered`` are ids of events this worker ran since its last claim: they are
+    deleted in the same round trip.
+    """
     if limit <= 0:
+        delete_delivered(worker_id, delivered)
         return []
     now = now or utcnow()
-    sql = _CLAIM["postgres" if is_postgres() else "sqlite"]
-    with write_transaction():
-        events = list(OutboxEvent.raw(sql, worker_id, lease_end(now), now, now, limit))
+    lease = lease_end(now)
+    if is_postgres():
+        query = OutboxEvent.raw(_CLAIM_POSTGRES, list(delivered), worker_id, worker_id, lease, now, now, limit)
+        events = list(query)
+    else:
+        with write_transaction():
+            delete_delivered(worker_id, delivered)
+            events = list(OutboxEvent.raw(_CLAIM_SQLITE, worker_id, lease, now, now, limit))
     events.sort(key=lambda e: e.available_at)
     return events
 
@@ -101,16 +113,3 @@ def delete_delivered(worker_id, event_ids):
         .where(OutboxEvent.id.in_(list(event_ids)), OutboxEvent.claimed_by == worker_id)
         .execute()
     )
-
-
-def next_due_at():
-    """Return when the earliest unclaimed event is due, or None."""
-    row = (
-        OutboxEvent.select(OutboxEvent.available_at)
-        .where(OutboxEvent.lease_until.is_null())
-        .order_by(OutboxEvent.available_at)
-        .limit(1)
-        .tuples()
-        .first()
-    )
-    return row[0] if row else None

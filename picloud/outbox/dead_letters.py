@@ -10,7 +10,7 @@ import uuid
 
 from picloud.errors import Conflict, ValidationFailed
 from picloud.models import DeadLetter, OutboxEvent, Script, Trigger, utcnow
-from picloud.outbox import announce
+from picloud.outbox import announce, insert_events
 from picloud.outbox.claims import write_transaction
 from picloud.outbox.retry import validate_retry
 
@@ -82,7 +82,7 @@ def fire_handlers(dead_letter, *, parent_execution_id=None):
         return 0
     now = utcnow()
     payload = handler_event(dead_letter)
-    OutboxEvent.insert_many(
+    insert_events(
         [
             {
                 "id": str(uuid.uuid4()),
@@ -102,8 +102,7 @@ def fire_handlers(dead_letter, *, parent_execution_id=None):
             }
             for handler in handlers
         ]
-    ).execute()
-    announce()
+    )
     return len(handlers)
 
 

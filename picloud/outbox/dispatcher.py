@@ -28,6 +28,7 @@ import uuid
 
 import gevent
 import gevent.event
+import gevent.queue
 import psycopg
 
 from picloud import executions, orchestrator
@@ -38,6 +39,7 @@ from picloud.outbox import claims
 from picloud.outbox.claims import write_transaction
 from picloud.outbox.dead_letters import bury, purge_resolved, record_handler_result
 from picloud.outbox.retry import has_attempts_left, next_delay_ms
+from picloud.routing import tables
 from picloud.sandbox import Overloaded
 
 log = logging.getLogger(__name__)
@@ -63,12 +65,14 @@ class Dispatcher:
         self.slot_wait_seconds = SLOT_WAIT_SECONDS
         self.rng = rng or random.Random()
         self._wake = gevent.event.Event()
-        self._running = {}  # event id -> greenlet
-        self._unstarted = set()  # claimed, greenlet spawned, not yet handed to run_script
-        self._delivered = []  # ids of events that ran, to delete in the next loop()
+        self._queue = gevent.queue.Queue()  # claimed events waiting for a runner
+        self._unstarted = set()  # ids of claimed events not yet handed to run_script
+        self._running = {}  # event id -> event, while a runner has it
+        self._delivered = []  # ids of events that ran, deleted with the next claim
         self._next_due = None  # monotonic time a locally scheduled retry falls due
         self._stopping = False
         self._greenlet = None
+        self._runners = []
         self._listener = None
         self._failures = 0
         self._renewed_at = time.monotonic()
@@ -78,6 +82,10 @@ class Dispatcher:
 
     def start(self):
         self._stopping = False
+        # A claim never takes more events than the gate has free slots, so one runner
+        # per slot means a claimed event never waits for a runner. Runners are
+        # long-lived so each keeps its database connection from one event to the next.
+        self._runners = [gevent.spawn(self._runner) for _ in range(self.settings.executor_processes)]
         self._greenlet = gevent.spawn(self._run)
         if is_postgres():
             self._listener = gevent.spawn(self._listen)
@@ -92,9 +100,11 @@ class Dispatcher:
             self._listener.kill(block=False)
         if self._greenlet is not None:
             self._greenlet.join(timeout)
-        # Events not yet started give themselves back when their greenlet runs (see
-        # deliver); runs under way get until the timeout to finish.
-        gevent.joinall(list(self._running.values()), timeout=timeout)
+        # Queued events come before the runners' stop signals and give themselves
+        # back (see deliver); runs under way get until the timeout to finish.
+        for _ in self._runners:
+            self._queue.put(None)
+        gevent.joinall(self._runners, timeout=timeout)
         try:
             with connection():
                 self.flush_delivered()
@@ -110,18 +120,20 @@ class Dispatcher:
     def _run(self):
         while not self._stopping:
             try:
-                with connection():
-                    worked = self.loop()
+                db.connect(reuse_if_open=True)  # kept open from one pass to the next
+                worked = self.loop()
                 self._failures = 0
             except Exception:
                 self._failures += 1
                 worked = False
                 log.exception("dispatcher: a pass failed (%d in a row); backing off", self._failures)
+                _drop_connection()
             if worked:
-                gevent.sleep(0)  # let the runs just started take their slots first
+                gevent.sleep(0)  # let the runners take the events just claimed
                 continue
             self._wake.wait(self._idle_seconds())
             self._wake.clear()
+        _drop_connection()
 
     def _idle_seconds(self):
         if self._failures:
@@ -143,48 +155,67 @@ class Dispatcher:
                     while not self._stopping:
                         for _ in conn.notifies(timeout=_LISTEN_TIMEOUT_SECONDS, stop_after=1):
                             self._wake.set()
-            except psycopg.Error as exc:
+            except Exception as exc:
                 failures += 1
                 log.warning("dispatcher: LISTEN connection lost (%s); retrying", exc)
                 gevent.sleep(min(_MAX_BACKOFF_SECONDS, 0.1 * 2**failures))
 
+    def _runner(self):
+        while True:
+            event = self._queue.get()
+            if event is None:
+                _drop_connection()
+                return
+            self._run_one(event)
+
     # One unit of work ---------------------------------------------------------------
 
     def loop(self):
-        """Write back finished work, claim what the gate can run, start it; tell if any started."""
-        self.flush_delivered()
+        """Delete what was delivered, claim what the gate can run, queue it; tell if any was claimed."""
         self.housekeeping()
-        if self._stopping:
-            return False
         if self._next_due is not None and self._next_due <= time.monotonic():
             self._next_due = None
         events = self.claim()
         for event in events:
             self._unstarted.add(event.id)
-            self._running[event.id] = gevent.spawn(self._deliver_claimed, event)
+            self._queue.put(event)
         return bool(events)
 
     def claim(self):
-        """Claim as many due events as there are free execution slots (at most MAX_BATCH)."""
-        free = orchestrator.free_slots() - len(self._unstarted)
-        return claims.claim_due_events(self.worker_id, min(free, MAX_BATCH))
+        """Claim as many due events as there are free execution slots (at most MAX_BATCH).
+
+        The same statement (PostgreSQL) or transaction (SQLite) deletes the events
+        delivered since the last claim: one round trip for both.
+        """
+        free = 0 if self._stopping else orchestrator.free_slots() - len(self._unstarted)
+        delivered, self._delivered = self._delivered, []
+        try:
+            return claims.claim_due_events(self.worker_id, min(free, MAX_BATCH), delivered=delivered)
+        except Exception:
+            self._delivered.extend(delivered)
+            raise
+
+    def run_queued(self):
+        """Deliver the claimed events waiting for a runner, here and now (for stepping in tests)."""
+        while not self._queue.empty():
+            event = self._queue.get()
+            if event is not None:
+                self._run_one(event)
 
     def flush_delivered(self):
-        """Delete the events delivered since the last call, in one statement."""
-        if not self._delivered:
-            return 0
-        done, self._delivered = self._delivered, []
+        """Delete the events delivered since the last claim."""
+        delivered, self._delivered = self._delivered, []
         try:
-            return claims.delete_delivered(self.worker_id, done)
+            return claims.delete_delivered(self.worker_id, delivered)
         except Exception:
-            self._delivered.extend(done)
+            self._delivered.extend(delivered)
             raise
 
     def housekeeping(self):
         """Renew the leases of long runs; purge old resolved dead letters now and then."""
         now = time.monotonic()
         if now - self._renewed_at >= RENEW_EVERY_SECONDS:
-            claims.renew_leases(self.worker_id, list(self._running))
+            claims.renew_leases(self.worker_id, list(self._running) + list(self._unstarted))
             self._renewed_at = now
         if now - self._purged_at >= PURGE_EVERY_SECONDS:
             purged = purge_resolved(self.settings.log_retention_days)
@@ -192,13 +223,15 @@ class Dispatcher:
                 log.info("dispatcher: purged %d resolved dead letters", purged)
             self._purged_at = now
 
-    def _deliver_claimed(self, event):
+    def _run_one(self, event):
+        self._running[event.id] = event
         try:
-            with connection():
-                self.deliver(event)
+            db.connect(reuse_if_open=True)  # the runner keeps it for its next event
+            self.deliver(event)
         except Exception:
             # The event keeps its claim; when the lease runs out it is claimed again.
             log.exception("dispatcher: delivering event %s failed", event.id)
+            _drop_connection()
         finally:
             self._unstarted.discard(event.id)
             self._running.pop(event.id, None)
@@ -206,25 +239,20 @@ class Dispatcher:
 
     def deliver(self, event):
         """Run one claimed event and act on the outcome; return the execution record."""
+        self._unstarted.discard(event.id)
         if self._stopping:
-            self._unstarted.discard(event.id)
             claims.release_events(self.worker_id, [event.id])
             return None
         if event.trigger_depth > self.settings.max_trigger_depth:
-            self._unstarted.discard(event.id)
             return self._skip(event)
-        from picloud.routing import tables
-
         script = tables.script(event.script_id)
         if script is None:  # deleted since the event was queued: nothing to run
-            self._unstarted.discard(event.id)
             self._delivered.append(event.id)
             return None
         if event.kind == "http":
             script_globals = {"request": runnable_request(event.payload)}
         else:
             script_globals = {"event": event.payload}
-        self._unstarted.discard(event.id)
         try:
             execution, outcome = orchestrator.run_script(
                 script,
@@ -326,3 +354,12 @@ class Dispatcher:
             due = time.monotonic() + delay_ms / 1000
             if self._next_due is None or due < self._next_due:
                 self._next_due = due
+
+
+def _drop_connection():
+    """Close this greenlet's connection (a new one is opened when next needed)."""
+    try:
+        if not db.is_closed():
+            db.close()
+    except Exception:
+        log.warning("dispatcher: closing a database connection failed", exc_info=True)

@@ -97,3 +97,15 @@ def test_a_released_event_is_due_again_at_once(script):
 def test_a_zero_limit_claims_nothing(script):
     queue(script)
     assert claims.claim_due_events("w1", 0, now=later(1)) == []
+
+
+def test_a_claim_deletes_what_the_worker_delivered_and_nothing_else(script):
+    ids = queue(script, 4)
+    mine = claims.claim_due_events("w1", 2, now=later(1))
+    theirs = claims.claim_due_events("w2", 1, now=later(1))
+    delivered = [e.id for e in mine] + [theirs[0].id]  # w2's event is not w1's to delete
+    [last] = claims.claim_due_events("w1", 5, now=later(2), delivered=delivered)
+    remaining = {e.id for e in OutboxEvent.select().where(OutboxEvent.id.in_(ids))}
+    assert remaining == {theirs[0].id, last.id}
+    assert claims.claim_due_events("w1", 0, now=later(3), delivered=[last.id]) == []
+    assert not OutboxEvent.select().where(OutboxEvent.id == last.id).exists()

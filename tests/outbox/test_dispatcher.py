@@ -7,7 +7,6 @@ import datetime
 import random
 import uuid
 
-import gevent
 import pytest
 
 from picloud import executions, orchestrator
@@ -62,12 +61,12 @@ def queue(app, source, count=1, *, kind="kv", retry=FAST, depth=1, payload=None,
 
 
 def step(dispatcher):
-    """Run one loop() and wait for the runs it started; return how many started."""
+    """Run one loop() and the runs it queued; return how many it claimed."""
     dispatcher.loop()
-    started = list(dispatcher._running.values())
-    gevent.joinall(started)
+    claimed = dispatcher._queue.qsize()
+    dispatcher.run_queued()
     dispatcher.flush_delivered()
-    return len(started)
+    return claimed
 
 
 def execution_rows(event_id):
@@ -192,7 +191,7 @@ def test_replaying_a_dead_letter_queues_the_same_event_id_at_attempt_one(app, di
 
 def test_stopping_gives_back_events_not_yet_started(app, dispatcher):
     ids = queue(app, "return 1", count=2)
-    dispatcher.loop()  # claims both and spawns their runs, which have not started yet
+    dispatcher.loop()  # claims both; no runner has taken them yet
     dispatcher.stop(timeout=5)
     stored = list(OutboxEvent.select().where(OutboxEvent.id.in_(ids)))
     assert len(stored) == 2 and all(e.claimed_by is None for e in stored)
