@@ -4,6 +4,8 @@ Both run under ``gunicorn -c gunicorn.conf.py`` with the same settings and are l
 by the same client (Debian's ``wrk``, 32 connections, a fixed duration). Prints
 requests per second, p50 and p99 for each, and the ratios DESIGN.md sets as targets:
 PiCloud ≥ 60% of the bare view's requests per second, p99 ≤ bare p99 + 10 ms.
+A third target, the bare view running the script in the executor pool and nothing
+else (``bench/pool_app.py``), shows how much of the gap the sandbox itself accounts for.
 
     python bench/http.py [--duration 15] [--connections 32] [--database-url URL]
 """
@@ -110,11 +112,13 @@ def main():
         "DATABASE_URL": args.database_url,
     }
     bare = measure("bare", "bench.bare_app:app", {}, args, workdir)
+    pool = measure("pool-only", "bench.pool_app:app", {}, args, workdir)
     picloud = measure("picloud", "app:app", picloud_env, args, workdir)
 
     print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-    for name, (rps, p50, p99, errors) in (("bare", bare), ("picloud", picloud)):
+    for name, (rps, p50, p99, errors) in (("bare", bare), ("pool-only", pool), ("picloud", picloud)):
         print(f"{name:10} {rps:10.0f} {p50:8.2f} {p99:8.2f} {errors:8d}")
+    print(f"pool-only / bare: {pool[0] / bare[0]:.2f}   picloud / pool-only: {picloud[0] / pool[0]:.2f}")
     ratio = picloud[0] / bare[0]
     p99_delta = picloud[2] - bare[2]
     print(f"ratio req/s: {ratio:.2f} (target >= 0.60)   p99 delta: {p99_delta:+.2f} ms (target <= +10 ms)")

@@ -70,8 +70,7 @@ def _register_parts(app):
     admin_api.init_app(app)
     csrf.exempt(admin_api.bp)  # bearer tokens, never cookies: no CSRF to forge
     dashboard.init_app(app)
-    routing.init_app(app)  # last: user traffic takes every path no other part claimed
-    csrf.exempt("picloud.routing.traffic.serve")  # public endpoints of user scripts
+    routing.init_app(app)  # last: user traffic takes every path outside the reserved prefixes
 
 
 def _close_connection(exc):

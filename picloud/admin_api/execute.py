@@ -1,11 +1,11 @@
 """Manual runs: ``POST /api/v1/execute/{script_id}`` answers exactly like a sync route."""
-from flask import g, request
+from flask import current_app, g, request
 
 from picloud.admin_api import bp, json_body, requires
 from picloud.errors import NotFound
 from picloud.models import Script
 from picloud.routing.match import normalize_host
-from picloud.routing.traffic import request_globals, run_sync
+from picloud.routing.traffic import request_table, run_sync
 
 # The caller's credentials are for PiCloud, never for the script.
 _PRIVATE_HEADERS = ("authorization", "cookie")
@@ -19,10 +19,16 @@ def execute(script_id):
     if script is None:
         raise NotFound("No such script.")
     body = json_body(require_object=False)
-    globals_ = {
-        "request": request_globals(
-            normalize_host(request.host), {}, json_body=body, skip_headers=_PRIVATE_HEADERS
-        )
-    }
+    table = request_table(
+        request.environ,
+        request.method,
+        normalize_host(request.host),
+        {},
+        request.get_data(cache=True),
+        json_body=body,
+        skip_headers=_PRIVATE_HEADERS,
+    )
     principal = {"user_id": g.user.id, "username": g.user.username}
-    return run_sync(script, globals_, source="execute", principal=principal)
+    return run_sync(
+        script, {"request": table}, source="execute", settings=current_app.config["PICLOUD"], principal=principal
+    )

@@ -4,25 +4,36 @@ Host → app (cached domain table) → route (cached route table) → a slot in 
 the executor → the outcome mapped to HTTP (API.md §6). The execution record is queued
 for the batched log writer, so a request does no database write of its own.
 
+``UserTraffic`` answers these requests at the WSGI level, in front of Flask: a user
+request needs none of Flask's per-request machinery (sessions, CSRF, URL maps), and
+skipping it is a large share of the hot path's cost. Paths under ``/admin``, ``/api``,
+``/healthz``, ``/version`` and ``/static`` pass straight through to Flask, so the
+platform's prefixes always win.
+
 Decision where API.md is silent: ``request.body`` is the body's exact bytes as a Lua
 string, valid UTF-8 or not, so a script can check a webhook's signature or take a
 binary upload. ``request.json`` is decoded only from a valid UTF-8 JSON body.
 """
 import json
+import logging
+from http import HTTPStatus
+from urllib.parse import parse_qsl
 
 import peewee
 import psycopg
-from flask import current_app, request
-from werkzeug.routing import BaseConverter, Rule
-from werkzeug.wrappers import Response
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wsgi import get_input_stream
 
+from picloud.db import db
 from picloud.errors import NotFound, PayloadTooLarge, PiCloudError
 from picloud.orchestrator import ERROR_STATUS, Overloaded, run_script, status_text
 from picloud.routing import tables
 from picloud.routing.match import MethodNotAllowed, match_route, normalize_host, split_request_path
 
-ENDPOINT = "user_traffic"
-RESERVED = ("admin", "api", "healthz", "version", "static")
+log = logging.getLogger(__name__)
+
+RESERVED = frozenset({"admin", "api", "healthz", "version", "static"})
 
 # What the caller reads for each failed outcome; the script's own error stays in the log.
 _MESSAGES = {
@@ -34,7 +45,9 @@ _MESSAGES = {
 }
 # Response headers that describe the connection or framing: the server sets those.
 _HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer"})
-_DATABASE_ERRORS = (peewee.OperationalError, peewee.InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+_DATABASE_ERRORS = (peewee.DatabaseError, peewee.InterfaceError, psycopg.Error)
+# Request headers WSGI keeps outside the HTTP_ keys.
+_CONTENT_HEADERS = (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length"))
 
 
 class ServiceUnavailable(PiCloudError):
@@ -44,24 +57,48 @@ class ServiceUnavailable(PiCloudError):
     code = "unavailable"
 
 
-class UserPathConverter(BaseConverter):
-    """Any path whose first segment is not reserved by the platform."""
+class UserTraffic:
+    """WSGI middleware that answers user traffic and hands reserved paths to Flask."""
 
-    regex = r"(?!(?:" + "|".join(RESERVED) + r")(?:/|$)).*"
-    part_isolating = False
+    def __init__(self, flask_app, platform):
+        self.flask_app = flask_app
+        self.platform = platform
+        self.settings = flask_app.config["PICLOUD"]
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO") or "/"
+        if path[1:].partition("/")[0] in RESERVED:
+            return self.platform(environ, start_response)
+        # No Flask context at all: nothing on this path needs a session, the URL map or
+        # current_app (the orchestrator holds the settings runs need).
+        return self.respond(environ)(environ, start_response)
+
+    def respond(self, environ):
+        """Return the Response for one user request."""
+        try:
+            return serve(environ, self.settings)
+        except PiCloudError as error:
+            return error_response(error)
+        except Exception:
+            log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            return error_response(PiCloudError("An internal error occurred."))
+        finally:
+            if not db.is_closed() and not db.in_transaction():
+                db.close()
 
 
-def serve(path=""):
-    """Answer a user request with the route's script."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+def serve(environ, settings):
+    """Answer a user request with the route's script, or raise a PiCloudError."""
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    length = environ.get("CONTENT_LENGTH")
+    if length and length.isdigit() and int(length) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"The request body is larger than {settings.max_body_bytes} bytes.")
     try:
-        host = normalize_host(request.host)
+        host = normalize_host(environ.get("HTTP_HOST") or environ.get("SERVER_NAME"))
         app_id = tables.domain_table().resolve(host)
         if app_id is None:
             raise NotFound("No app claims this host.", code="unknown_host")
-        result = match_route(tables.app_routes(app_id), request.method, host, _request_parts())
+        result = match_route(tables.app_routes(app_id), method, host, _request_parts(environ))
         if result is None:
             raise NotFound("No route matches this path.", code="no_route")
         if isinstance(result, MethodNotAllowed):
@@ -72,21 +109,21 @@ def serve(path=""):
                 headers={"Allow": ", ".join(result.allow)},
             )
         route = result.route
-        globals_ = {"request": request_globals(host, result.params)}
+        body = read_body(environ, settings.max_body_bytes)
+        request = request_table(environ, method, host, result.params, body)
         if route.dispatch_mode == "async":
-            return _enqueue(route, globals_)
+            return _enqueue(route, request)
         script = tables.script(route.script_id)
     except _DATABASE_ERRORS as exc:
-        current_app.logger.warning("database unavailable for user traffic: %s", exc)
+        log.warning("database unavailable for user traffic: %s", exc)
         raise ServiceUnavailable("The service is temporarily unavailable.", headers={"Retry-After": "1"}) from None
     if script is None:  # deleted between the route and the script lookup
         raise NotFound("No route matches this path.", code="no_route")
-    return run_sync(script, globals_, source="http")
+    return run_sync(script, {"request": request}, source="http", settings=settings)
 
 
-def run_sync(script, globals_, *, source, principal=None):
+def run_sync(script, globals_, *, source, settings, principal=None):
     """Run a script for a waiting caller and answer with its outcome."""
-    settings = current_app.config["PICLOUD"]
     try:
         execution, outcome = run_script(
             script,
@@ -111,9 +148,9 @@ def outcome_response(execution, outcome):
     if status == "ok":
         reply = outcome.response
         if reply is None:
-            return Response(status=204)
+            return _response(b"", 204, [])
         headers = [(k, v) for k, v in reply.headers if k.lower() not in _HOP_BY_HOP]
-        return Response(reply.body, status=reply.status, headers=headers)
+        return _response(reply.body, reply.status, headers)
     extra = {"execution_id": execution["id"]}
     if status == "limit_exceeded":
         extra["limit"] = outcome.limit
@@ -125,56 +162,131 @@ def outcome_response(execution, outcome):
     )
 
 
-def request_globals(host, params, *, json_body=None, skip_headers=()):
-    """Build the script's ``request`` table from the current request."""
+def error_response(error):
+    """Render a PiCloudError as the API.md JSON error body."""
+    body = json.dumps(error.body(), separators=(",", ":")) + "\n"
+    headers = [("Content-Type", "application/json"), *error.headers.items()]
+    return _response(body.encode(), error.status, headers)
+
+
+class _Response:
+    """A finished response as a WSGI callable: lighter than werkzeug's on the hot path.
+
+    Header names and values come from the sandbox (which checked them) or from here.
+    """
+
+    __slots__ = ("body", "status", "headers")
+
+    def __init__(self, body, status, headers):
+        self.body = body
+        self.status = status
+        self.headers = headers
+
+    def __call__(self, environ, start_response):
+        headers = list(self.headers)
+        names = {name.lower() for name, _ in headers}
+        if "content-type" not in names and self.status != 204:
+            headers.append(("Content-Type", "text/plain; charset=utf-8"))
+        if "x-content-type-options" not in names:
+            headers.append(("X-Content-Type-Options", "nosniff"))
+        # HEAD, 1xx, 204 and 304 carry no body (HEAD keeps the length GET would send).
+        bodiless = self.status < 200 or self.status in (204, 304)
+        if not bodiless:
+            headers.append(("Content-Length", str(len(self.body))))
+        start_response(_status_line(self.status), headers)
+        if bodiless or environ.get("REQUEST_METHOD") == "HEAD":
+            return []
+        return [self.body]
+
+
+def _status_line(status):
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        try:
+            line = f"{status} {HTTPStatus(status).phrase}"
+        except ValueError:
+            line = f"{status} Unknown"
+        _STATUS_LINES[status] = line
+    return line
+
+
+_STATUS_LINES = {}
+
+
+def _response(body, status, headers):
+    return _Response(body, status, headers)
+
+
+def read_body(environ, limit):
+    """Read the request body, refusing one over ``limit`` bytes with 413."""
+    try:
+        return get_input_stream(environ, max_content_length=limit).read()
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.") from None
+
+
+def request_table(environ, method, host, params, body, *, json_body=None, skip_headers=()):
+    """Build the script's ``request`` table (API.md §6) from a WSGI environ."""
     headers = {}
-    for name, value in request.headers.items():
-        name = name.lower()
-        if name not in headers and name not in skip_headers:
-            headers[name] = value
-    body = request.get_data(cache=True)
-    if json_body is None and body and _is_json(request.mimetype):
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").lower()
+            if name not in skip_headers:
+                headers[name] = value
+    for key, name in _CONTENT_HEADERS:
+        if environ.get(key):
+            headers[name] = environ[key]
+    if json_body is None and body and _is_json(environ.get("CONTENT_TYPE", "")):
         try:
             json_body = json.loads(body)
         except ValueError:  # invalid JSON or invalid UTF-8: the script sees json = nil
             json_body = None
+    query = {}
+    for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+        query.setdefault(key, value)
     return {
-        "method": request.method,
-        "path": request.path,
+        "method": method,
+        "path": _decoded_path(environ),
         "host": host,
         "params": params,
-        "query": request.args.to_dict(flat=True),
+        "query": query,
         "headers": headers,
         "body": body,
         "json": json_body,
     }
 
 
-def _is_json(mimetype):
+def _is_json(content_type):
+    mimetype = content_type.partition(";")[0].strip().lower()
     return mimetype == "application/json" or mimetype.endswith("+json")
 
 
-def _request_parts():
-    raw_uri = request.environ.get("RAW_URI")
+def _decoded_path(environ):
+    # WSGI hands PATH_INFO over as latin-1 text of the decoded bytes.
+    return (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace")
+
+
+def _request_parts(environ):
+    raw_uri = environ.get("RAW_URI")
     if raw_uri and raw_uri.startswith("/"):
         # gunicorn keeps the path as sent, so an encoded '/' stays inside its segment.
         return split_request_path(raw_uri.partition("?")[0])
     # Otherwise the server has decoded the path already: split without decoding again.
-    stripped = request.path.strip("/")
+    stripped = _decoded_path(environ).strip("/")
     return tuple(stripped.split("/")) if stripped else ()
 
 
-def _enqueue(route, globals_):
+def _enqueue(route, request):
     from picloud.outbox import enqueue_http_request
 
-    accepted = enqueue_http_request(route, globals_["request"])
-    return {"accepted_at": accepted["accepted_at"], "execution_id": accepted["execution_id"]}, 202
+    accepted = enqueue_http_request(route, request)
+    body = {"accepted_at": accepted["accepted_at"], "execution_id": accepted["execution_id"]}
+    return _response(json.dumps(body).encode(), 202, [("Content-Type", "application/json")])
 
 
 def init_app(app):
-    """Register the catch-all rules; call after every other part so theirs win."""
-    app.url_map.converters["userpath"] = UserPathConverter
-    # No ``methods``: every method reaches the view, which answers 405 per route table.
-    app.url_map.add(Rule("/", endpoint=ENDPOINT, merge_slashes=False))
-    app.url_map.add(Rule("/<userpath:path>", endpoint=ENDPOINT, merge_slashes=False))
-    app.view_functions[ENDPOINT] = serve
+    """Answer user traffic in front of Flask (inside ProxyFix, so forwarded hosts count)."""
+    if isinstance(app.wsgi_app, ProxyFix):
+        app.wsgi_app.app = UserTraffic(app, app.wsgi_app.app)
+    else:
+        app.wsgi_app = UserTraffic(app, app.wsgi_app)
