@@ -52,7 +52,7 @@ def test_slow_queries_do_not_block_other_requests(server_env, tmp_path):
     server = LiveServer(server_env, tmp_path / "server.log", script="tests/support/sleepy_app.py").start()
     try:
         def call(_):
-            return requests.get(server.url + "/__probe__/sleep", timeout=30).status_code
+            return requests.get(server.url + "/api/__probe__/sleep", timeout=30).status_code
 
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(20) as pool:

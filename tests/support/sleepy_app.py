@@ -21,7 +21,7 @@ from picloud.db import db  # noqa: E402
 app = create_app(load_settings())
 
 
-@app.get("/__probe__/sleep")
+@app.get("/api/__probe__/sleep")
 def sleep():
     db.execute_sql("SELECT pg_sleep(0.2)")
     return "slept"
