@@ -4,14 +4,18 @@ Both run against extra server processes sharing the suite's database, so the sui
 own server is one more dispatcher competing for the same events.
 """
 import signal
+import sqlite3
 import threading
 
+import psycopg
 import pytest
 import requests
 
+from tests.conftest import ADMIN_PASSWORD
 from tests.outbox.conftest import add_trigger, kv_items, kv_put, wait_for
-from tests.support.apps import Site
-from tests.support.live import Api, LiveServer
+from tests.support.apps import Site, new_site
+from tests.support.databases import temporary_database
+from tests.support.live import Api, LiveServer, login
 
 
 @pytest.fixture
@@ -79,3 +83,45 @@ def test_sigkill_during_a_burst_loses_no_event(site, server_env, tmp_path):
     assert {k.removeprefix("ran/") for k in ran} == written
     outbox = site.api.get(f"/api/v1/admin/apps/{site.app['id']}/executions", params={"status": "queued"}).json()
     assert outbox["executions"] == []
+
+
+SLOW_EVENT = """
+local started = os.clock()
+while os.clock() - started < 1 do end
+kv.set("slow-done/" .. event.key, true)
+"""
+
+
+def rows(url, sql):
+    """Read rows straight from a server's database (it is stopped by then)."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return conn.execute(sql).fetchall()
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_sigterm_finishes_running_events_and_releases_the_rest(tmp_path):
+    # A server of its own, so no other dispatcher takes the events meanwhile.
+    with temporary_database(tmp_path) as url:
+        env = {"DATABASE_URL": url, "PICLOUD_DATA_DIR": str(tmp_path), "PICLOUD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+               "PICLOUD_EXECUTOR_PROCESSES": "2"}
+        live = LiveServer(env, tmp_path / "server.log").start()
+        try:
+            site = new_site(login(live.url, "admin", ADMIN_PASSWORD), live.url)
+            script = site.script(SLOW_EVENT, sandbox={"max_instructions": 100_000_000})
+            add_trigger(site, "kv", script, key_glob="slow/*")
+            for n in range(6):
+                kv_put(site, f"slow/{n}", n)
+            # Two run (two executor slots); the other four wait unclaimed.
+            wait_for(lambda: rows(url, "SELECT count(*) FROM outbox_events WHERE claimed_by IS NOT NULL")[0][0] == 2,
+                     what="two claimed events")
+        finally:
+            live.stop(sig=signal.SIGTERM, timeout=30)
+        assert live.process.returncode == 0
+        done = rows(url, "SELECT key FROM kv_entries WHERE key LIKE 'slow-done/%'")
+        assert len(done) == 2  # the runs under way finished
+        queued = rows(url, "SELECT claimed_by, lease_until, attempt FROM outbox_events")
+        assert len(queued) == 4 and all(row == (None, None, 1) for row in queued)
+        statuses = rows(url, f"SELECT status FROM executions WHERE script_id = {script['id']}")
+        assert sorted(s for (s,) in statuses) == ["ok", "ok"]
