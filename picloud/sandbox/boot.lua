@@ -46,7 +46,7 @@ local MEMERR_BY_SCRIPT = "not enough memory (raised by the script)"
 local LIMIT_ERROR = "execution stopped: sandbox limit exceeded"
 -- The count hook starts fine-grained (usage of small scripts stays meaningful) and
 -- doubles up to MAX_INTERVAL: the hook's own cost then stays a few percent.
-local FIRST_INTERVAL, MAX_INTERVAL = 100, 10000
+local FIRST_INTERVAL, MAX_INTERVAL = 100, 100000
 local MAX_JSON_DEPTH = 256
 local MAX_ERROR_BYTES = 4096
 
