@@ -1,8 +1,11 @@
 """API.md §4 and §6 over HTTP: hosts, route matching, the request table, responses, outcomes."""
 import http.client
 import json
+import os
+import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -334,3 +337,53 @@ def test_requests_are_logged_off_the_request_path(admin, site):  # noqa: F811
     listed = admin.get(f"/api/v1/admin/apps/{site.app['id']}/executions").json()["executions"]
     assert len(listed) == 3 and {e["status"] for e in listed} == {"ok"}
     assert json.loads(json.dumps(listed))  # plain JSON all the way down
+
+
+def executor_pids(server):
+    """Return the pids of a server's executor processes (its children)."""
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def test_an_executor_that_dies_mid_run_is_500(single_slot_server):
+    from tests.conftest import ADMIN_PASSWORD
+
+    api = login(single_slot_server.url, "admin", ADMIN_PASSWORD)
+    site = new_site(api, single_slot_server.url, "dies")
+    site.route("/dies", script=site.script(STUCK, timeout_seconds=10))
+    site.route("/fine", 'return "fine"')
+    deadline = time.monotonic() + 10
+    while site.call("/fine").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)  # an executor replaced by an earlier test may still be starting
+    answers = []
+    caller = threading.Thread(target=lambda: answers.append(site.call("/dies")))
+    caller.start()
+    time.sleep(0.5)
+    for pid in executor_pids(single_slot_server):
+        os.kill(pid, signal.SIGKILL)
+    caller.join()
+    [response] = answers
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["code"] == "internal_error" and error["execution_id"]
+    logged = api.get(f"/api/v1/admin/executions/{error['execution_id']}").json()
+    assert logged["status"] == "internal_error" and logged["http_status"] == 500
+    while site.call("/fine").status_code != 200 and time.monotonic() < deadline + 10:
+        time.sleep(0.1)
+    assert site.call("/fine").text == "fine"
+
+
+def test_async_routes_answer_202_and_run_later(admin, site):  # noqa: F811
+    site.route("/later", 'log.info("ran") return "done"', method="POST", dispatch_mode="async")
+    response = site.call("/later", method="POST", json={"x": 1})
+    assert response.status_code == 202
+    body = response.json()
+    assert set(body) == {"accepted_at", "execution_id"} and body["accepted_at"].endswith("Z")
+    deadline = time.monotonic() + 10
+    while True:
+        execution = admin.get(f"/api/v1/admin/executions/{body['execution_id']}")
+        if execution.status_code == 200 and execution.json()["status"] not in ("queued", "running"):
+            break
+        assert time.monotonic() < deadline, execution.text
+        time.sleep(0.1)
+    assert execution.json()["status"] == "ok" and execution.json()["source"] == "http"
