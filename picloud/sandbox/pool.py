@@ -129,7 +129,13 @@ class ExecutorPool:
         ``wait_seconds`` (None waits for as long as it takes).
         """
         frame = _job_frame(job, host)
+        deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
         executor = self._acquire(wait_seconds)
+        while not executor.alive():
+            # It died while idle (killed from outside): never hand a caller a corpse.
+            self._retire(executor)
+            self._replace()
+            executor = self._acquire(None if deadline is None else max(0.0, deadline - time.monotonic()))
         reusable = False
         try:
             outcome, reusable = executor.execute(job, frame, host)
@@ -242,6 +248,9 @@ class _Executor:
     @property
     def pid(self):
         return self.process.pid if self.process else None
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
 
     def spawn(self):
         package_dir = str(Path(__file__).resolve().parents[1])
