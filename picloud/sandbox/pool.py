@@ -268,7 +268,11 @@ class _Executor:
         os.set_blocking(self._from_child, False)
 
     def await_ready(self, deadline):
-        header, _ = self._read(deadline)
+        try:
+            header, _ = self._read(deadline)
+        except (_Timeout, _Gone):
+            self.kill()
+            raise RuntimeError(f"executor process {self.pid} did not start") from None
         if header.get("t") != "ready":
             raise ProtocolError(f"expected ready, got {header.get('t')!r}")
 

@@ -1,8 +1,9 @@
 """Executor process: runs one job at a time, each in a fresh Lua sandbox.
 
-The pool starts it as ``python -m picloud.sandbox.worker`` with the job pipe on
-stdin and the result pipe on stdout (both moved aside at once, so a stray print
-cannot corrupt the protocol). It prepares the next sandbox while it waits for a
+The pool runs this module (``python -m picloud.sandbox.worker``, through a small
+bootstrap that skips the web app's imports) with the job pipe on stdin and the
+result pipe on stdout, both moved aside at once so a stray print cannot corrupt
+the protocol. It prepares the next sandbox while it waits for a
 job, answers with a ``result`` message, and exits when the pool closes the pipe,
 when its parent disappears, or when the pool kills it at a job's timeout.
 """
