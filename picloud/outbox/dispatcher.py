@@ -229,13 +229,26 @@ class Dispatcher:
             db.connect(reuse_if_open=True)  # the runner keeps it for its next event
             self.deliver(event)
         except Exception:
-            # The event keeps its claim; when the lease runs out it is claimed again.
             log.exception("dispatcher: delivering event %s failed", event.id)
             _drop_connection()
+            self._give_back(event)
         finally:
             self._unstarted.discard(event.id)
             self._running.pop(event.id, None)
             self._wake.set()  # a slot is free again
+
+    def _give_back(self, event):
+        """Release an event whose delivery broke (a lost connection, say) so it runs again soon.
+
+        Its attempt is not counted. If even that fails, the lease runs out and the
+        event is claimed again then.
+        """
+        try:
+            with connection():
+                claims.release_events(self.worker_id, [event.id])
+        except Exception:
+            log.warning("dispatcher: event %s stays claimed until its lease ends", event.id)
+            _drop_connection()
 
     def deliver(self, event):
         """Run one claimed event and act on the outcome; return the execution record."""

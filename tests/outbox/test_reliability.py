@@ -14,7 +14,7 @@ import requests
 from tests.conftest import ADMIN_PASSWORD
 from tests.outbox.conftest import add_trigger, kv_items, kv_put, wait_for
 from tests.support.apps import Site, new_site
-from tests.support.databases import temporary_database
+from tests.support.databases import PG_ADMIN_URL, backend, temporary_database
 from tests.support.live import Api, LiveServer, login
 
 
@@ -125,3 +125,31 @@ def test_sigterm_finishes_running_events_and_releases_the_rest(tmp_path):
         assert len(queued) == 4 and all(row == (None, None, 1) for row in queued)
         statuses = rows(url, f"SELECT status FROM executions WHERE script_id = {script['id']}")
         assert sorted(s for (s,) in statuses) == ["ok", "ok"]
+
+
+@pytest.mark.skipif(backend() != "postgres", reason="cuts PostgreSQL connections")
+def test_the_dispatcher_recovers_when_its_connections_are_cut(tmp_path):
+    with temporary_database(tmp_path) as url:
+        env = {"DATABASE_URL": url, "PICLOUD_DATA_DIR": str(tmp_path), "PICLOUD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+               "PICLOUD_EXECUTOR_PROCESSES": "2"}
+        live = LiveServer(env, tmp_path / "server.log").start()
+        try:
+            site = new_site(login(live.url, "admin", ADMIN_PASSWORD), live.url)
+            add_trigger(site, "kv", site.script('kv.set("seen/" .. event.key, true)\n'), key_glob="cut/*")
+            kv_put(site, "cut/before", 1)
+            wait_for(lambda: kv_items(site, "seen/"), what="a run before the cut")
+            name = url.rsplit("/", 1)[1]
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                cut = conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (name,)
+                ).fetchone()[0]
+            assert cut >= 2  # the dispatcher's own connections among them
+            for n in range(5):
+                try:
+                    kv_put(site, f"cut/{n}", n)
+                except AssertionError:  # a pooled connection may die under this very write
+                    kv_put(site, f"cut/{n}", n)
+            seen = wait_for(lambda: len(kv_items(site, "seen/")) == 6 and kv_items(site, "seen/"), what="runs after the cut")
+            assert set(seen) == {"seen/cut/before"} | {f"seen/cut/{n}" for n in range(5)}
+        finally:
+            live.stop()
