@@ -26,6 +26,15 @@ Conventions scripts see, beyond API.md:
 - The execution log counts as a table leaving the sandbox: more than
   ``max_table_entries`` lines is a ``max_table_entries`` limit; the lines' bytes
   count toward ``max_output_bytes`` with the response body.
+- ``max_string_bytes`` is checked by ``string.rep/format/gsub/char/pack``,
+  ``table.concat``, ``json.encode/decode``, logs, host calls, the request and the
+  response; ``..`` and same-length copies (``upper``, ``reverse``...) are bounded by
+  ``max_memory_bytes``. C work the hook cannot see (``rep``, ``concat``, ``move``,
+  ``sort``, ``unpack``, ``insert``/``remove``, ``gsub``, JSON, ``load``) is charged to
+  ``max_instructions``; tables with metatables take Lua paths under the hook.
+- ``find``/``match``/``gmatch`` are Lua's own: a backtracking pattern is stopped
+  by the process kill at ``timeout_seconds``, the bound for every C path.
+- ``os.clock()`` counts this execution's CPU time only.
 """
 from .errors import HostError, Overloaded
 from .limits import (
