@@ -14,11 +14,14 @@ learn there is work:
 ``wake()`` is public for code that wants to nudge the local dispatcher itself.
 """
 import base64
+import collections
 import fnmatch
+import functools
+import json
 import uuid
 
 from picloud.db import db, is_postgres
-from picloud.models import Execution, OutboxEvent, Trigger, isoformat, utcnow
+from picloud.models import Execution, OutboxEvent, isoformat, utcnow
 from picloud.models.outbox import TRIGGER_OPS
 from picloud.outbox.retry import validate_retry
 
@@ -46,34 +49,88 @@ def emit_data_event(app_id, *, kind, op, name, payload, trigger_depth, parent_ex
     """
     if op not in TRIGGER_OPS.get(kind, ()):
         raise ValueError(f"no {kind!r} trigger listens to op {op!r}")
-    triggers = [t for t in Trigger.enabled_for(app_id, kind) if matches(t, op, name)]
+    triggers = [t for t in enabled_triggers(app_id, kind) if matches(t, op, name)]
     if not triggers:
         return 0
     now = utcnow()
     event = {"kind": kind, "op": op, **payload}
     event.setdefault("at", isoformat(now))
-    rows = [
-        {
-            "id": str(uuid.uuid4()),
-            "app": app_id,
-            "kind": kind,
-            "trigger_id": trigger.id,
-            "script": trigger.script_id,
-            "payload": event,
-            "principal": trigger.principal,
-            "retry": trigger.retry,
-            "trigger_depth": trigger_depth + 1,
-            "parent_execution_id": parent_execution_id,
-            "execution_id": str(uuid.uuid4()),
-            "attempt": 1,
-            "queued_at": now,
-            "available_at": now,
-            "created_at": now,
-        }
-        for trigger in triggers
+    insert_events(
+        [
+            {
+                "id": str(uuid.uuid4()),
+                "app_id": app_id,
+                "kind": kind,
+                "trigger_id": trigger.id,
+                "script_id": trigger.script_id,
+                "payload": event,
+                "principal": {"user_id": trigger.registered_by, "username": trigger.registered_by_name},
+                "retry": trigger.retry,
+                "trigger_depth": trigger_depth + 1,
+                "parent_execution_id": parent_execution_id,
+                "execution_id": str(uuid.uuid4()),
+                "attempt": 1,
+                "queued_at": now,
+                "available_at": now,
+                "created_at": now,
+            }
+            for trigger in triggers
+        ]
+    )
+    return len(triggers)
+
+
+# Every data mutation runs these two statements, so they are plain SQL: building them
+# with the query builder cost more than running them.
+EnabledTrigger = collections.namedtuple(
+    "EnabledTrigger", "id script_id glob ops retry registered_by registered_by_name"
+)
+_EVENT_COLUMNS = (
+    "id", "app_id", "kind", "trigger_id", "script_id", "payload", "principal", "retry",
+    "trigger_depth", "parent_execution_id", "execution_id", "attempt", "queued_at",
+    "available_at", "created_at",
+)
+_JSON_COLUMNS = ("payload", "principal", "retry")
+
+
+def enabled_triggers(app_id, kind):
+    """Return the app's enabled triggers of one kind as EnabledTrigger tuples."""
+    p = db.param
+    cursor = db.execute_sql(
+        f"SELECT {', '.join(EnabledTrigger._fields)} FROM triggers"
+        f" WHERE app_id = {p} AND kind = {p} AND enabled = {p}",
+        (app_id, kind, True),
+    )
+    return [
+        EnabledTrigger(tid, script_id, glob, json.loads(ops or "[]"), json.loads(retry) if retry else None, by, name)
+        for tid, script_id, glob, ops, retry, by, name in cursor.fetchall()
     ]
-    insert_events(rows)
-    return len(rows)
+
+
+def insert_events(rows):
+    """Insert outbox rows (dicts by column) and announce them, inside the caller's transaction."""
+    params = []
+    for row in rows:
+        for column in _EVENT_COLUMNS:
+            value = row.get(column)
+            if column in _JSON_COLUMNS and value is not None:
+                value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            params.append(value)
+    db.execute_sql(_insert_sql(len(rows), is_postgres()), params)
+    if not is_postgres():
+        wake()
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_sql(count, postgres):
+    p = "%s" if postgres else "?"
+    row = "(" + ", ".join([p] * len(_EVENT_COLUMNS)) + ")"
+    sql = f"INSERT INTO outbox_events ({', '.join(_EVENT_COLUMNS)}) VALUES " + ", ".join([row] * count)
+    if postgres:
+        # One round trip for both: the insert runs as a data-modifying CTE, and the
+        # NOTIFY is delivered when the caller's transaction commits.
+        sql = f"WITH inserted AS ({sql}) SELECT pg_notify('{CHANNEL}', '')"
+    return sql
 
 
 def enqueue_http_request(route, request_globals, *, app_id=None):
@@ -154,18 +211,6 @@ def runnable_request(stored):
 def record_queued(*, execution_id, **fields):
     """Write a ``queued`` execution row (inside the caller's transaction)."""
     Execution.insert(id=execution_id, status="queued", logs=[], **fields).on_conflict_ignore().execute()
-
-
-def insert_events(rows):
-    """Insert outbox rows and announce them (inside the caller's transaction)."""
-    query = OutboxEvent.insert_many(rows)
-    if is_postgres():
-        # One round trip for both: the insert runs as a data-modifying CTE.
-        sql, params = query.sql()
-        db.execute_sql(f"WITH inserted AS ({sql}) SELECT pg_notify('{CHANNEL}', '')", params)
-    else:
-        query.execute()
-        wake()
 
 
 def announce():
