@@ -88,36 +88,57 @@ def _latency_ms(text):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def measure(name, module, env, args, workdir):
-    process, url = start_gunicorn(module, env, workdir / f"{name}.log")
-    try:
-        wrk(url, 3, args.connections)  # warm up: executors, caches, connections
-        return wrk(url, args.duration, args.connections)
-    finally:
-        process.terminate()
-        process.wait(30)
+TARGETS = (
+    ("bare", "bench.bare_app:app"),
+    ("pool-only", "bench.pool_app:app"),
+    ("picloud", "app:app"),
+)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds of load per target")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds the duration is split into")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--database-url", default="", help="PiCloud's DATABASE_URL (default: SQLite in a temp dir)")
     args = parser.parse_args()
     ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="picloud-bench-"))
-    picloud_env = {
-        "PICLOUD_DATA_DIR": str(workdir / "data"),
-        "PICLOUD_ADMIN_PASSWORD": "bench-password",
-        "DATABASE_URL": args.database_url,
+    envs = {
+        "picloud": {
+            "PICLOUD_DATA_DIR": str(workdir / "data"),
+            "PICLOUD_ADMIN_PASSWORD": "bench-password",
+            "DATABASE_URL": args.database_url,
+        }
     }
-    bare = measure("bare", "bench.bare_app:app", {}, args, workdir)
-    pool = measure("pool-only", "bench.pool_app:app", {}, args, workdir)
-    picloud = measure("picloud", "app:app", picloud_env, args, workdir)
+    processes, urls = [], {}
+    try:
+        for name, module in TARGETS:
+            process, urls[name] = start_gunicorn(module, envs.get(name, {}), workdir / f"{name}.log")
+            processes.append(process)
+        for name, _ in TARGETS:
+            wrk(urls[name], 3, args.connections)  # warm up: executors, caches, connections
+        # Rounds alternate between the targets, so a change in the machine's load
+        # (other work on a shared host) weighs on all of them alike.
+        runs = {name: [] for name, _ in TARGETS}
+        per_round = max(1, args.duration // args.rounds)
+        for _ in range(args.rounds):
+            for name, _ in TARGETS:
+                runs[name].append(wrk(urls[name], per_round, args.connections))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+    results = {name: _combine(measured) for name, measured in runs.items()}
 
     print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-    for name, (rps, p50, p99, errors) in (("bare", bare), ("pool-only", pool), ("picloud", picloud)):
+    for name, (rps, p50, p99, errors) in results.items():
         print(f"{name:10} {rps:10.0f} {p50:8.2f} {p99:8.2f} {errors:8d}")
+    bare, pool, picloud = results["bare"], results["pool-only"], results["picloud"]
+    print("per round, picloud / bare: " + "  ".join(
+        f"{p[0] / b[0]:.2f}" for p, b in zip(runs["picloud"], runs["bare"])
+    ))
     print(f"pool-only / bare: {pool[0] / bare[0]:.2f}   picloud / pool-only: {picloud[0] / pool[0]:.2f}")
     ratio = picloud[0] / bare[0]
     p99_delta = picloud[2] - bare[2]
@@ -126,6 +147,14 @@ def main():
     print("PASS" if ok else "MISS")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
+
+
+def _combine(measured):
+    """Mean req/s over the rounds; median p50 and p99; total non-2xx."""
+    rps = sum(m[0] for m in measured) / len(measured)
+    p50 = sorted(m[1] for m in measured)[len(measured) // 2]
+    p99 = sorted(m[2] for m in measured)[len(measured) // 2]
+    return rps, p50, p99, sum(m[3] for m in measured)
 
 
 if __name__ == "__main__":
