@@ -21,8 +21,9 @@ import json
 import uuid
 
 from picloud.db import db, is_postgres
-from picloud.models import Execution, OutboxEvent, isoformat, utcnow
+from picloud.models import Execution, isoformat, utcnow
 from picloud.models.outbox import TRIGGER_OPS
+from picloud.outbox.claims import write_transaction
 from picloud.outbox.retry import validate_retry
 
 CHANNEL = "picloud_outbox"
@@ -147,23 +148,25 @@ def enqueue_http_request(route, request_globals, *, app_id=None):
         app_id = tables.script(route.script_id).app_id
     now = utcnow()
     event_id, execution_id = str(uuid.uuid4()), str(uuid.uuid4())
-    with db.atomic():
-        OutboxEvent.insert(
-            id=event_id,
-            app=app_id,
-            kind="http",
-            trigger_id=None,
-            script=route.script_id,
-            payload=storable_request(request_globals),
-            principal=None,
-            retry=route.retry or validate_retry(None),
-            trigger_depth=0,
-            execution_id=execution_id,
-            attempt=1,
-            queued_at=now,
-            available_at=now,
-            created_at=now,
-        ).execute()
+    with write_transaction():
+        insert_events(
+            [
+                {
+                    "id": event_id,
+                    "app_id": app_id,
+                    "kind": "http",
+                    "script_id": route.script_id,
+                    "payload": storable_request(request_globals),
+                    "retry": route.retry or validate_retry(None),
+                    "trigger_depth": 0,  # HTTP runs are depth 0
+                    "execution_id": execution_id,
+                    "attempt": 1,
+                    "queued_at": now,
+                    "available_at": now,
+                    "created_at": now,
+                }
+            ]
+        )
         record_queued(
             execution_id=execution_id,
             app_id=app_id,
@@ -176,7 +179,6 @@ def enqueue_http_request(route, request_globals, *, app_id=None):
             event_id=event_id,
             parent_execution_id=None,
         )
-        announce()
     return {"execution_id": execution_id, "accepted_at": isoformat(now)}
 
 

@@ -1,10 +1,12 @@
 """The dispatcher: one greenlet per server process that drains the outbox.
 
-``loop()`` does one unit of work — write back what finished, claim as many due events
-as the shared gate has free slots, start one greenlet per claimed event — and the
-service greenlet calls it again and again, sleeping ``PICLOUD_DISPATCH_POLL_MS`` when
-there is nothing to do unless something wakes it: a local write (SQLite), a
-``NOTIFY`` (PostgreSQL), a finished run freeing a slot, or a retry falling due.
+``loop()`` does one unit of work — delete what was delivered and claim as many due
+events as the shared gate has free slots, in one round trip, and queue them for the
+runners — and the service greenlet calls it again and again, sleeping
+``PICLOUD_DISPATCH_POLL_MS`` when there is nothing to do unless something wakes it: a
+local write (SQLite), a ``NOTIFY`` (PostgreSQL), a finished run freeing a slot, or a
+retry falling due. Each claimed event runs in a runner greenlet, one per gate slot,
+each keeping its database connection between events.
 
 What an attempt's outcome does (API.md §9):
 
@@ -364,7 +366,9 @@ class Dispatcher:
                     parent_execution_id=event.parent_execution_id,
                 )
         if moved:
-            due = time.monotonic() + delay_ms / 1000
+            # A little late rather than early: woken before the row is due, the claim
+            # would find nothing and the retry would wait for the next poll.
+            due = time.monotonic() + delay_ms / 1000 + 0.002
             if self._next_due is None or due < self._next_due:
                 self._next_due = due
 
