@@ -158,7 +158,10 @@ def run_script(
         source=script.source,
         chunk_name=script.name,
         globals={**globals, "ctx": ctx},
-        limits=sandbox.effective_limits(script.sandbox, orchestrator.settings.sandbox_defaults),
+        # Clamped to today's ceilings: one may have been lowered since the script was saved.
+        limits=sandbox.effective_limits(
+            script.sandbox, orchestrator.settings.sandbox_defaults, orchestrator.settings.sandbox_ceilings
+        ),
         timeout_seconds=script.timeout_seconds,
         host_api=host_api,
     )

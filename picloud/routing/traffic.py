@@ -61,7 +61,6 @@ class UserTraffic:
     """WSGI middleware that answers user traffic and hands reserved paths to Flask."""
 
     def __init__(self, flask_app, platform):
-        self.flask_app = flask_app
         self.platform = platform
         self.settings = flask_app.config["PICLOUD"]
 
@@ -114,12 +113,12 @@ def serve(environ, settings):
         if route.dispatch_mode == "async":
             return _enqueue(route, request)
         script = tables.script(route.script_id)
+        if script is None:  # deleted between the route and the script lookup
+            raise NotFound("No route matches this path.", code="no_route")
+        return run_sync(script, {"request": request}, source="http", settings=settings)
     except _DATABASE_ERRORS as exc:
         log.warning("database unavailable for user traffic: %s", exc)
         raise ServiceUnavailable("The service is temporarily unavailable.", headers={"Retry-After": "1"}) from None
-    if script is None:  # deleted between the route and the script lookup
-        raise NotFound("No route matches this path.", code="no_route")
-    return run_sync(script, {"request": request}, source="http", settings=settings)
 
 
 def run_sync(script, globals_, *, source, settings, principal=None):
