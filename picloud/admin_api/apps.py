@@ -15,7 +15,7 @@ APPS_PREFIX = "/api/v1/admin/apps/"
 @bp.errorhandler(FormerSlug)
 def redirect_former_slug(exc):
     """Answer 308 to the same URL with the app's current slug."""
-    raw = request.environ.get("RAW_URI") or quote(request.path, safe="/:@!$&'()*+,;=-._~%")
+    raw = request.environ.get("RAW_URI") or quote(request.path, safe="/:@!$&'()*+,;=-._~")
     path = raw.partition("?")[0]
     query = request.query_string.decode("latin-1")
     if path.startswith(APPS_PREFIX):

@@ -120,6 +120,15 @@ def test_rename_keeps_a_permanent_redirect(admin, unique):
     assert followed.status_code == 200 and followed.json()["id"] == app["id"]
 
 
+def test_redirect_keeps_an_escaped_sub_path(admin, unique):
+    old, new = unique("esc"), unique("esc")
+    create(admin, old)
+    admin.patch(f"/api/v1/admin/apps/{old}", json={"slug": new})
+    response = admin.get(f"/api/v1/admin/apps/{old}/kv/100%25%20sure")
+    assert response.status_code == 308
+    assert response.headers["Location"] == f"/api/v1/admin/apps/{new}/kv/100%25%20sure"
+
+
 def test_former_slug_in_history_needs_force(admin, unique):
     old, new = unique("hist"), unique("cur")
     holder = create(admin, old).json()
