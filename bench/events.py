@@ -9,7 +9,9 @@ the writes go on.
 It prints, per database:
 - the write rate of the burst (KV writes committed per second);
 - the drain rate: events run per second, from the first event queued to the last run
-  finished (all events ran, checked against the documents written);
+  finished (all events ran, checked against the documents written); and, apart, the
+  backlog left when the writes stopped and the rate it drained at with nothing else
+  competing for the workers (shown when at least 100 events were left);
 - commit → start latency of first attempts, p50 and p99 (an execution's
   ``started_at`` − ``queued_at``; ``queued_at`` is taken inside the writing
   transaction): for the burst, where it includes time spent queued behind a backlog
@@ -265,6 +267,7 @@ def measure(backend, args, workdir):
         api, app = set_up(base_url)
         # The burst: as fast as the clients can write; the dispatchers drain meanwhile.
         write_seconds = write_all(api, app, [f"bench/{n}" for n in range(args.events)], args.clients)
+        writes_done = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         wait_until_drained(api, app, args.events)
         burst = triggered_runs(api, app, args.events)
         # Paced writes well inside what the system drains: latency without a backlog.
@@ -279,7 +282,11 @@ def measure(backend, args, workdir):
         if drop:
             drop()
     ok = [r for r in burst if r["status"] == "ok"]
-    span = (max(moment(r["finished_at"]) for r in ok) - min(moment(r["queued_at"]) for r in ok)).total_seconds()
+    last_finish = max(moment(r["finished_at"]) for r in ok)
+    span = (last_finish - min(moment(r["queued_at"]) for r in ok)).total_seconds()
+    # The backlog left when the writes stopped, drained with nothing else running.
+    backlog = [r for r in ok if moment(r["started_at"]) >= writes_done]
+    backlog_seconds = (last_finish - writes_done).total_seconds()
     burst_latency, paced_latency = latencies_ms(burst), latencies_ms(paced)
     return {
         "backend": backend,
@@ -287,6 +294,8 @@ def measure(backend, args, workdir):
         "failed": len(burst) - len(ok),
         "write_rate": args.events / write_seconds,
         "drain_rate": len(ok) / span,
+        "backlog": len(backlog),
+        "backlog_rate": len(backlog) / backlog_seconds if len(backlog) >= 100 else None,
         "p50": statistics.median(burst_latency),
         "p99": percentile(burst_latency, 0.99),
         "paced_p50": statistics.median(paced_latency),
@@ -312,11 +321,12 @@ def main():
                   f"{args.workers} workers ...", flush=True)
             results.append(measure(backend, args, Path(workdir)))
     print()
-    print(f"{'database':<10} {'events':>7} {'failed':>6} {'writes/s':>9} {'drained/s':>10} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'paced p50':>10} {'paced p99':>10} {'1 commit ms':>12}")
+    print(f"{'database':<10} {'events':>7} {'failed':>6} {'writes/s':>9} {'drained/s':>10} {'backlog':>8} "
+          f"{'backlog/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'paced p50':>10} {'paced p99':>10} {'1 commit ms':>12}")
     for r in results:
         print(f"{r['backend']:<10} {r['events']:>7,} {r['failed']:>6} {r['write_rate']:>9,.0f} "
-              f"{r['drain_rate']:>10,.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['paced_p50']:>10.1f} "
+              f"{r['drain_rate']:>10,.0f} {r['backlog']:>8,} "
+              f"{(format(r['backlog_rate'], ',.0f') if r['backlog_rate'] else '—'):>10} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['paced_p50']:>10.1f} "
               f"{r['paced_p99']:>10.1f} {r['commit_ms']:>12.2f}")
     for r in results:
         targets = [f"p50 {'ok' if r['p50'] < 50 else 'MISSED'} (< 50 ms; paced: "
