@@ -107,6 +107,7 @@ class Channel:
     def __init__(self, read_fd, write_fd):
         self._read_fd = read_fd
         self._write_fd = write_fd
+        self._buffer = bytearray()
 
     def send(self, header, payload=b""):
         data = memoryview(encode_frame(header, payload))
@@ -116,24 +117,28 @@ class Channel:
 
     def receive(self):
         """Return the next (header, payload), or None when the other side closed."""
-        lengths = self._read_exactly(_LENGTHS.size)
-        if lengths is None:
+        if not self._fill(_LENGTHS.size):
             return None
-        header_size, payload_size = _LENGTHS.unpack(lengths)
+        header_size, payload_size = _LENGTHS.unpack_from(self._buffer)
         if header_size > MAX_HEADER_FROM_PARENT or payload_size > MAX_PAYLOAD_FROM_PARENT:
             raise ProtocolError("message too large")
-        header = self._read_exactly(header_size)
-        payload = self._read_exactly(payload_size)
-        if header is None or payload is None:
+        end = _LENGTHS.size + header_size + payload_size
+        if not self._fill(end):
             return None
+        header = bytes(self._buffer[_LENGTHS.size:_LENGTHS.size + header_size])
+        payload = bytes(self._buffer[_LENGTHS.size + header_size:end])
+        del self._buffer[:end]
         return _parse_header(header), payload
 
-    def _read_exactly(self, size):
-        chunks, left = [], size
-        while left:
-            chunk = os.read(self._read_fd, min(left, 1 << 20))
+    def _fill(self, size):
+        """Read until the buffer holds ``size`` bytes; False when the other side closed.
+
+        Reads take what the pipe has (a whole small frame in one call) but never
+        more than the frame being read needs beyond 64 KiB.
+        """
+        while len(self._buffer) < size:
+            chunk = os.read(self._read_fd, min(max(size - len(self._buffer), 65536), 1 << 20))
             if not chunk:
-                return None
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+                return False
+            self._buffer += chunk
+        return True

@@ -8,6 +8,7 @@ No Python object ever reaches script code: the runtime is created without the
 Python bridge, the two callbacks boot.lua receives are hidden in its closures, and
 everything crossing the boundary is bytes, numbers, booleans or nil.
 """
+import functools
 import json
 import logging
 import re
@@ -84,6 +85,7 @@ def _source_bytes(source):
     return source.encode("utf-8", "replace")
 
 
+@functools.lru_cache(maxsize=1024)
 def chunk_name_of(name):
     """Return the chunk name Lua error messages will carry for a script name."""
     raw = _UNSAFE_NAME.sub(b"_", str(name).encode("utf-8", "replace"))[:_CHUNK_NAME_BYTES]
@@ -162,12 +164,9 @@ class LuaSandbox:
         self._lua = _new_runtime()
         load = self._lua.globals()[b"load"]
         boot = load(_boot_chunk(), b"=[sandbox]", b"b")
-        api = boot(self._bridge.log, self._bridge.call)
-        self._setup = api[b"setup"]
-        self._run = api[b"run"]
-        self._report = api[b"report"]
-        self._usage = api[b"usage"]
-        self._sethook = api[b"sethook"]
+        self._setup, self._run, self._report, self._usage, self._sethook = boot(
+            self._bridge.log, self._bridge.call
+        )
         # What the booted runtime itself uses; each script gets its knob on top.
         self._boot_memory = self._lua.get_memory_used()
 
@@ -250,6 +249,12 @@ def _values(returned):
 
 
 def _host_spec(host_api):
+    # A job's host_api arrives as lists; the same few specs repeat run after run.
+    return _host_spec_text(tuple((module, tuple(fns)) for module, fns in host_api))
+
+
+@functools.lru_cache(maxsize=256)
+def _host_spec_text(host_api):
     return json.dumps([[module, list(fns)] for module, fns in host_api]).encode("utf-8")
 
 
