@@ -219,7 +219,18 @@ def _script_host(app_id, ctx):
             _host_factory = False
     if not _host_factory:
         return (), None
-    return _host_factory(app_id, ctx)
+    from picloud.data.host import HOST_API
+
+    made = None
+
+    # Most runs call no host function: build the data plane's stores on the first call.
+    def host(module, fn, args):
+        nonlocal made
+        if made is None:
+            _, made = _host_factory(app_id, ctx)
+        return made(module, fn, args)
+
+    return HOST_API, host
 
 
 def _record(*, execution_id, script, source, outcome, queued_at, started_at, **fields):

@@ -372,7 +372,7 @@ class _RunState:
         self.logs = []
         self.log_chars = 0
         self.host_failure = None
-        self.allowed = {(module, fn) for module, fns in job.host_api for fn in fns}
+        self.allowed = _allowed(job.host_api)
 
     def add_logs(self, entries):
         _require(isinstance(entries, list), "log entries must be a list")
@@ -510,29 +510,58 @@ def _response(response, body, limits):
 def _job_frame(job, host):
     """Return the job message for an executor, refusing a job it cannot run as asked."""
     _check_job(job, host)
-    header = {
-        "t": "job",
-        "source": job.source,
-        "chunk_name": job.chunk_name,
-        "limits": {knob: job.limits[knob] for knob in KNOBS},
-        "host_api": [[module, list(fns)] for module, fns in job.host_api],
-    }
+    limits = tuple(job.limits[knob] for knob in KNOBS)
+    key = (job.source, job.chunk_name, limits, job.host_api)
     try:
-        return protocol.encode_frame(header, protocol.encode_value(job.globals))
+        header = _job_headers.get(key)
+    except TypeError:  # a host_api given as lists: not cached
+        header, key = None, None
+    if header is None:
+        # Source, limits and host modules repeat run after run (only the globals
+        # change): their JSON is made once per combination.
+        header = protocol.encode_header({
+            "t": "job",
+            "source": job.source,
+            "chunk_name": job.chunk_name,
+            "limits": dict(zip(KNOBS, limits)),
+            "host_api": [[module, list(fns)] for module, fns in job.host_api],
+        })
+        if key is not None:
+            if len(_job_headers) >= _JOB_HEADER_CACHE:
+                _job_headers.clear()
+            _job_headers[key] = header
+    try:
+        return protocol.frame_of(header, protocol.encode_value(job.globals))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"job globals must be plain JSON-like values: {exc}") from None
+
+
+_JOB_HEADER_CACHE = 512
+_job_headers = {}
+# Global names and host APIs already found valid (they are few and repeat).
+_checked_names = set()
+_allowed_calls = {}
 
 
 def _check_job(job, host):
     """Refuse a job the sandbox cannot run as asked (a programming error)."""
     for knob in KNOBS:
         value = job.limits.get(knob)
-        if not _is_int(value) or value <= 0:
-            raise ValueError(f"job limit {knob} must be a positive integer")
+        if value.__class__ is not int or value <= 0:
+            if not _is_int(value) or value <= 0:
+                raise ValueError(f"job limit {knob} must be a positive integer")
     if not job.timeout_seconds > 0:
         raise ValueError("job timeout_seconds must be positive")
     if not isinstance(job.globals, dict):
         raise ValueError("job globals must be a dict")
+    if job.host_api and host is None:
+        raise ValueError("a job with host functions needs a host")
+    try:
+        key = (tuple(job.globals), job.host_api)
+        if key in _checked_names:
+            return
+    except TypeError:  # host_api not hashable: checked in full (and refused) below
+        key = None
     names = set()
     for name in job.globals:
         _check_name(name, "global")
@@ -544,8 +573,24 @@ def _check_job(job, host):
         for fn in fns:
             if not isinstance(fn, str) or not _IDENTIFIER.fullmatch(fn):
                 raise ValueError(f"invalid host function name {fn!r}")
-    if job.host_api and host is None:
-        raise ValueError("a job with host functions needs a host")
+    if key is not None:
+        if len(_checked_names) >= _JOB_HEADER_CACHE:
+            _checked_names.clear()
+        _checked_names.add(key)
+
+
+def _allowed(host_api):
+    """Return the set of (module, fn) a job's host API offers."""
+    try:
+        allowed = _allowed_calls.get(host_api)
+    except TypeError:
+        return {(module, fn) for module, fns in host_api for fn in fns}
+    if allowed is None:
+        allowed = frozenset((module, fn) for module, fns in host_api for fn in fns)
+        if len(_allowed_calls) >= _JOB_HEADER_CACHE:
+            _allowed_calls.clear()
+        _allowed_calls[host_api] = allowed
+    return allowed
 
 
 def _check_name(name, what):

@@ -33,9 +33,18 @@ MAX_PAYLOAD_FROM_PARENT = 256 * 1024 * 1024
 
 def encode_frame(header, payload=b""):
     """Return the bytes of one frame."""
+    return frame_of(encode_header(header), payload)
+
+
+def encode_header(header):
+    """Return the JSON bytes of a frame's header (for ``frame_of``)."""
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    data = text.encode("utf-8", "surrogateescape")
-    return _LENGTHS.pack(len(data), len(payload)) + data + payload
+    return text.encode("utf-8", "surrogateescape")
+
+
+def frame_of(header_bytes, payload=b""):
+    """Return the bytes of one frame from an encoded header and a payload."""
+    return b"".join((_LENGTHS.pack(len(header_bytes), len(payload)), header_bytes, payload))
 
 
 def encode_value(value):
