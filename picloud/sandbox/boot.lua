@@ -24,6 +24,7 @@ local raw_setmetatable, raw_tostring, raw_tonumber = setmetatable, tostring, ton
 local raw_load, raw_collectgarbage = load, collectgarbage
 local s_rep, s_format, s_find, s_match, s_gsub = string.rep, string.format, string.find, string.match, string.gsub
 local s_sub, s_byte, s_char, s_lower, s_pack = string.sub, string.byte, string.char, string.lower, string.pack
+local s_gmatch = string.gmatch
 local t_concat, t_insert, t_remove, t_move, t_sort, t_unpack =
     table.concat, table.insert, table.remove, table.move, table.sort, table.unpack
 local co_create, co_resume, co_running, co_status, co_close =
@@ -990,7 +991,7 @@ end
 
 -- Prepare the one execution of this runtime: limits, host modules, globals, source.
 function api.setup(instructions, depth, string_bytes, table_entries, output_bytes,
-                   chunk_name, source, globals_json, host_json)
+                   chunk_name, source, globals_json, host_spec)
   max_instructions, max_call_depth = instructions, depth
   max_string, max_entries, max_output = string_bytes, table_entries, output_bytes
   -- getinfo(level) finds a frame only when the stack is deeper than the limit:
@@ -999,11 +1000,14 @@ function api.setup(instructions, depth, string_bytes, table_entries, output_byte
   main_probe = max_call_depth + 4
   chunk_source = "=" .. chunk_name
   local ok, err = raw_pcall(function()
-    local spec = decode(host_json, "host")
-    for _, pair in raw_next, spec do
-      local module = {}
-      for _, fn in raw_next, pair[2] do module[fn] = host_function(pair[1], fn) end
-      env[pair[1]] = module
+    -- One line per host module: its name, then its functions, separated by spaces
+    -- (identifiers checked by the pool).
+    for line in s_gmatch(host_spec, "[^\n]+") do
+      local name, module = nil, {}
+      for word in s_gmatch(line, "[^ ]+") do
+        if name == nil then name = word else module[word] = host_function(name, word) end
+      end
+      env[name] = module
     end
     local globals, reason = decode(globals_json, "globals")
     if reason then trip("internal", "globals: " .. reason) end

@@ -9,7 +9,6 @@ Python bridge, the two callbacks boot.lua receives are hidden in its closures, a
 everything crossing the boundary is bytes, numbers, booleans or nil.
 """
 import functools
-import json
 import logging
 import re
 from pathlib import Path
@@ -26,6 +25,7 @@ LUA_VERSION = "Lua %d.%d" % lupa.LUA_VERSION
 # Lua copies at most 59 bytes of a chunk name into error messages.
 _CHUNK_NAME_BYTES = 40
 _UNSAFE_NAME = re.compile(rb"[^A-Za-z0-9_.\-]")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Memory a host function's result must leave free before it is pushed into Lua:
 # an allocation failure outside a protected call would abort the process.
 _PUSH_HEADROOM = 64 * 1024
@@ -255,7 +255,15 @@ def _host_spec(host_api):
 
 @functools.lru_cache(maxsize=256)
 def _host_spec_text(host_api):
-    return json.dumps([[module, list(fns)] for module, fns in host_api]).encode("utf-8")
+    # "module fn fn ...", one line per module: cheaper for boot.lua than JSON. The
+    # pool lets only identifiers through; anything else would be a programming error.
+    lines = []
+    for module, fns in host_api:
+        words = [module, *fns]
+        if not all(_IDENTIFIER.fullmatch(word) for word in words):
+            raise ValueError(f"invalid host module {module!r}")
+        lines.append(" ".join(words))
+    return "\n".join(lines).encode("ascii")
 
 
 def _header_pairs(text):
