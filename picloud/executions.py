@@ -193,7 +193,10 @@ def _upsert_sql():
     """Return the INSERT ... ON CONFLICT statement for one execution row."""
     columns = ", ".join(f'"{field}"' for field in Execution.FIELDS)
     values = ", ".join([db.param] * len(Execution.FIELDS))
-    updates = ", ".join(f'"{field}" = excluded."{field}"' for field in Execution.FIELDS if field != "id")
+    # queued_at is the listing's sort key: keep the first one, so a row does not move
+    # between pages while it goes from queued to finished.
+    kept = ("id", "queued_at")
+    updates = ", ".join(f'"{field}" = excluded."{field}"' for field in Execution.FIELDS if field not in kept)
     return (
         f'INSERT INTO "{Execution._meta.table_name}" ({columns}) VALUES ({values}) '
         f'ON CONFLICT ("id") DO UPDATE SET {updates}'

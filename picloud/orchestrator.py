@@ -206,20 +206,10 @@ def http_status_of(outcome):
     return ERROR_STATUS.get(status, 500)
 
 
-_host_factory = None
-
-
 def _script_host(app_id, ctx):
-    """Return (host_api, host callable) of the data plane, or none before it exists."""
-    global _host_factory
-    if _host_factory is None:
-        try:
-            from picloud.data.host import script_host as _host_factory
-        except ImportError:
-            _host_factory = False
-    if not _host_factory:
-        return (), None
-    from picloud.data.host import HOST_API
+    """Return the data plane's (host_api, host callable) for one run."""
+    # Imported here: the data plane imports the outbox, whose dispatcher imports us.
+    from picloud.data.host import HOST_API, script_host
 
     made = None
 
@@ -227,7 +217,7 @@ def _script_host(app_id, ctx):
     def host(module, fn, args):
         nonlocal made
         if made is None:
-            _, made = _host_factory(app_id, ctx)
+            _, made = script_host(app_id, ctx)
         return made(module, fn, args)
 
     return HOST_API, host
