@@ -5,14 +5,7 @@ import pytest
 import requests
 
 from tests.conftest import ADMIN_PASSWORD
-
-
-def csrf_from(html):
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" value="([^"]+)"', html
-    )
-    assert match, "no CSRF token in page"
-    return match.group(1)
+from tests.support.dashboard import csrf_from
 
 
 @pytest.fixture

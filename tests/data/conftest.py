@@ -1,11 +1,9 @@
 """Helpers for data plane tests: store URLs, Lua through a real route, waiting, a dashboard session."""
-import re
 import time
 import uuid
 from urllib.parse import quote
 
 import pytest
-import requests
 
 from tests.support.apps import new_site, other_site, site  # noqa: F401  (fixtures)
 
@@ -68,37 +66,3 @@ def executions(site, **filters):
     return response.json()["executions"]
 
 
-class Dashboard:
-    """A requests session logged in to the dashboard; POSTs carry the CSRF token."""
-
-    def __init__(self, base_url, username, password):
-        self.base_url = base_url
-        self.session = requests.Session()
-        page = self.session.get(base_url + "/admin/login", timeout=30)
-        response = self.session.post(
-            base_url + "/admin/login",
-            data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert response.status_code == 302, response.text
-        self.csrf = csrf_from(self.session.get(base_url + "/admin/account", timeout=30).text)
-
-    def get(self, path, htmx=False, **kwargs):
-        headers = {"HX-Request": "true"} if htmx else {}
-        return self.session.get(self.base_url + path, headers=headers, allow_redirects=False, timeout=30, **kwargs)
-
-    def post(self, path, data=None, htmx=False, **kwargs):
-        headers = {"HX-Request": "true"} if htmx else {}
-        data = {**(data or {}), "csrf_token": self.csrf}
-        return self.session.post(
-            self.base_url + path, data=data, headers=headers, allow_redirects=False, timeout=30, **kwargs
-        )
-
-
-def csrf_from(html):
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" value="([^"]+)"', html
-    )
-    assert match, "no CSRF token in the page"
-    return match.group(1)

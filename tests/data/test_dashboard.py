@@ -6,7 +6,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD
-from tests.data.conftest import Dashboard, add_trigger, docs_url, kv_url, wait_for
+from tests.data.conftest import add_trigger, docs_url, kv_url, wait_for
+from tests.support.dashboard import Dashboard
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 
 from tests.admin_api.test_dead_letters import make_dead_letters
 from tests.conftest import ADMIN_PASSWORD
-from tests.dashboard.test_apps_pages import Dashboard, selected_tab
+from tests.support.dashboard import Dashboard, selected_tab
 
 
 @pytest.fixture(scope="module")
