@@ -8,6 +8,7 @@ monkey.patch_all()
 
 import logging  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
@@ -49,6 +50,10 @@ def serve():
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, lambda: gevent.spawn(shut_down))
 
+    server.init_socket()
+    # As gunicorn does: without it a keep-alive client waits ~40 ms per request
+    # (Nagle's algorithm against the client's delayed ACK).
+    server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     server.start()
     background.start()
     log.info("PiCloud listening on http://%s/admin (log in as 'admin')", settings.bind)
