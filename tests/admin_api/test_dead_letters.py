@@ -11,11 +11,7 @@ ONE_ATTEMPT = {"max_attempts": 1, "backoff": "constant", "base_delay_ms": 0, "ma
 
 
 def make_dead_letters(site, count=1, source=FAILING, prefix="dl"):
-    """Make ``count`` dead letters of a failing kv trigger; return them in key order.
-
-    Key order, not creation order: the events run concurrently, so ``<prefix>/1`` may
-    be dead-lettered before ``<prefix>/0``.
-    """
+    """Make ``count`` dead letters of a failing kv trigger; return them oldest first."""
     script = site.script(source)
     trigger = add_trigger(site, "kv", script, key_glob=f"{prefix}/*", retry=ONE_ATTEMPT)
     before = {d["id"] for d in dead_letters(site, open=False)}
@@ -27,7 +23,7 @@ def make_dead_letters(site, count=1, source=FAILING, prefix="dl"):
         ),
         what=f"{count} dead letters",
     )
-    return sorted(made, key=lambda d: d["event"]["key"]), trigger, script
+    return sorted(made, key=lambda d: d["id"]), trigger, script
 
 
 def test_a_dead_letter_has_the_documented_shape(site):
