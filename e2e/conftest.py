@@ -7,6 +7,7 @@ import os
 import re
 
 import pytest
+import requests
 from playwright.sync_api import sync_playwright
 
 from tests.support.databases import temporary_database
@@ -73,3 +74,15 @@ def log_in(page, username, password):
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(r".*/admin(?!/login).*"))
+
+
+def admin_api(live_server):
+    """Return a requests session holding an admin API token."""
+    token = requests.post(
+        live_server.url + "/api/v1/auth/token",
+        json={"username": "admin", "password": ADMIN_PASSWORD, "name": "e2e"},
+        timeout=10,
+    ).json()["token"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session

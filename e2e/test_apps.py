@@ -6,23 +6,11 @@ import uuid
 import requests
 from playwright.sync_api import expect
 
-from e2e.conftest import ADMIN_PASSWORD
+from e2e.conftest import admin_api as api
 
 
 def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def api(live_server):
-    """Return a requests session holding an admin API token."""
-    token = requests.post(
-        live_server.url + "/api/v1/auth/token",
-        json={"username": "admin", "password": ADMIN_PASSWORD, "name": "e2e"},
-        timeout=10,
-    ).json()["token"]
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session
 
 
 def create_app_with_script(live_server, source):

@@ -3,22 +3,9 @@ the Data tab, and the run shows in Logs."""
 import re
 import uuid
 
-import requests
 from playwright.sync_api import expect
 
-from e2e.conftest import ADMIN_PASSWORD
-
-
-def api(live_server):
-    """Return a requests session holding an admin API token."""
-    token = requests.post(
-        live_server.url + "/api/v1/auth/token",
-        json={"username": "admin", "password": ADMIN_PASSWORD, "name": "e2e"},
-        timeout=10,
-    ).json()["token"]
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session
+from e2e.conftest import admin_api as api
 
 
 def test_setting_a_key_in_the_data_tab_runs_its_trigger(admin_page, live_server):

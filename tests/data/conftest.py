@@ -1,11 +1,11 @@
 """Helpers for data plane tests: store URLs, Lua through a real route, waiting, a dashboard session."""
-import time
 import uuid
 from urllib.parse import quote
 
 import pytest
 
 from tests.support.apps import new_site, other_site, site  # noqa: F401  (fixtures)
+from tests.support.apps import add_trigger, wait_for  # noqa: F401  (used by the tests here)
 
 
 def kv_url(site, key=None):
@@ -35,26 +35,6 @@ def lua_json(site, source):
     """Run ``source`` and return its JSON result, failing on anything but 200."""
     response = run_lua(site, source)
     assert response.status_code == 200, response.text
-    return response.json()
-
-
-def wait_for(check, timeout=20, interval=0.05, what="the condition"):
-    """Call ``check`` until it returns something truthy; return that or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def add_trigger(site, kind, script, **body):
-    response = site.api.post(
-        f"/api/v1/admin/apps/{site.app['id']}/triggers/{kind}", json={"script_id": script["id"], **body}
-    )
-    assert response.status_code == 201, response.text
     return response.json()
 
 

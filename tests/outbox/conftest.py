@@ -1,5 +1,4 @@
 """Helpers for outbox tests: triggers, KV writes and waiting for background work."""
-import time
 from urllib.parse import quote
 
 import pytest
@@ -8,6 +7,7 @@ from picloud import db as database_module
 from picloud.config import load_settings
 from picloud.migrate import migrate
 from tests.support.apps import new_site, other_site, site  # noqa: F401  (fixtures)
+from tests.support.apps import add_trigger, wait_for  # noqa: F401  (used by the tests here)
 from tests.support.databases import temporary_database
 
 # Retry settings that make a whole retry cycle take milliseconds.
@@ -32,25 +32,6 @@ def own_database(tmp_path_factory, database, settings):
         finally:
             database_module.close_db()
             database_module.init_db(settings.database_url)
-
-
-def wait_for(check, timeout=20, interval=0.05, what="the condition"):
-    """Call ``check`` until it returns something truthy; return that or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def add_trigger(site, kind, script, **body):
-    """Create a trigger through the API and return it."""
-    response = site.api.post(f"/api/v1/admin/apps/{site.app['id']}/triggers/{kind}", json={"script_id": script["id"], **body})
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def kv_put(site, key, value):

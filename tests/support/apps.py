@@ -2,6 +2,7 @@
 
 Import the fixtures a test module needs: ``from tests.support.apps import site  # noqa: F401``.
 """
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -66,3 +67,24 @@ def site(admin, server):
 def other_site(admin, server):
     """A second fresh app, for isolation tests."""
     return new_site(admin, server.url, "other")
+
+
+def wait_for(check, timeout=20, interval=0.05, what="the condition"):
+    """Call ``check`` until it returns something truthy; return that or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def add_trigger(site, kind, script, **body):
+    """Create a trigger through the API and return it."""
+    response = site.api.post(
+        f"/api/v1/admin/apps/{site.app['id']}/triggers/{kind}", json={"script_id": script["id"], **body}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
