@@ -79,3 +79,27 @@ def test_workers_starting_together_make_one_default_app(tmp_path):
         finally:
             for server in servers:
                 server.stop()
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_on_borrow(tmp_path):
+    if backend() != "postgres":
+        return  # only the PostgreSQL pool keeps connections between requests
+    from picloud.db import make_database
+
+    with temporary_database(tmp_path) as url:
+        database = make_database(url)
+        try:
+            database.connect()
+            pid = database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+            database.close()  # back to the pool, idle
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                deadline = time.monotonic() + 5
+                while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+            database.connect()
+            assert database.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != pid
+            database.close()
+        finally:
+            database.close_pool()
