@@ -67,7 +67,7 @@ def test_from_a_new_app_to_a_run_in_the_logs(admin_page, live_server):
     page.get_by_role("tab", name="Routes").click()
     page.get_by_label("Method").select_option("GET")
     page.get_by_label("Path").fill("/bread")
-    page.get_by_label("Host").select_option(host)
+    page.get_by_label("Host").fill(host)
     page.get_by_label("Script").select_option(label="greet")
     page.get_by_role("button", name="Add route").click()
     port = live_server.url.rsplit(":", 1)[1]
@@ -189,3 +189,40 @@ def test_the_console_runs_the_script_with_a_request(admin_page, live_server):
     console.get_by_label("JSON body").fill("{broken")
     console.get_by_role("button", name="Run").click()
     expect(page.locator("#console")).to_contain_text("Not valid JSON")
+
+
+def test_editing_a_route_in_place(admin_page, live_server):
+    page = admin_page
+    slug, script_id = create_app_with_script(live_server, 'return "item " .. (request.params.id or "none")\n')
+    host = f"{slug}.example.test"
+    client = api(live_server)
+    base = f"{live_server.url}/api/v1/admin/apps/{slug}"
+    assert client.post(base + "/domains", json={"pattern": host}, timeout=10).status_code == 201
+    route = client.post(base + "/routes", json={"method": "GET", "path": "/items/:id", "script_id": script_id}, timeout=10)
+    assert route.status_code == 201, route.text
+    port = live_server.url.rsplit(":", 1)[1]
+
+    page.goto(f"/admin/apps/{slug}/routes")
+    row = page.locator(f"#route-{route.json()['id']}")
+    # A parameter is a placeholder, not a link.
+    expect(row.locator("var.placeholder")).to_have_text("{id}")
+    expect(row.get_by_role("link", name=re.compile("^http:"))).to_have_count(0)
+
+    row.get_by_role("link", name="Edit").click()
+    expect(row.get_by_label("Path")).to_have_value("/items/:id")
+    row.get_by_role("link", name="Cancel").click()
+    expect(row.get_by_label("Path")).to_have_count(0)
+    expect(row).to_contain_text("/items/:id")
+
+    row.get_by_role("link", name="Edit").click()
+    row.get_by_label("Path").fill("/admin/items")
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator(".error")).to_contain_text("reserved for the platform")
+
+    row.get_by_label("Path").fill("/catalogue")
+    row.get_by_role("button", name="Save").click()
+    expect(row.get_by_role("link", name=f"http://{host}:{port}/catalogue")).to_be_visible()
+    expect(row.get_by_label("Path")).to_have_count(0)
+
+    response = requests.get(live_server.url + "/catalogue", headers={"Host": host}, timeout=10)
+    assert response.status_code == 200 and response.text == "item none"

@@ -114,7 +114,14 @@ class ScriptSettingsForm(FlaskForm):
 class RouteForm(FlaskForm):
     method = SelectField("Method", choices=[(m, "any (*)" if m == "*" else m) for m in HTTP_METHODS])
     path = StringField("Path", validators=[DataRequired(), Length(max=1000)], filters=[strip_text], default="/")
-    host = SelectField("Host", choices=[("", "any claimed host")])
+    # Typed, not picked: a route may name any host the app's claims cover (a name under a
+    # wildcard claim too); the manager checks it. The claimed patterns are offered as a list.
+    host = StringField(
+        "Host",
+        validators=[Length(max=300)],
+        description="Empty: every host the app claims.",
+        **TEXT,
+    )
     script_id = SelectField("Script", coerce=int, choices=[])
     dispatch_mode = SelectField("Dispatch", choices=[("sync", "sync"), ("async", "async")])
     enabled = BooleanField("Enabled", default=True)

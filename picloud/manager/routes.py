@@ -1,10 +1,13 @@
 """Routes: method, path pattern, host and script checks; conflicts; preview URLs."""
+import dataclasses
+
 from picloud.errors import Conflict, ValidationFailed
 from picloud.manager import bool_field, reject_unknown, settings
 from picloud.models import Domain, Route, Script, utcnow
 from picloud.routing.cache import config_change
 from picloud.routing.match import (
     ANY_METHOD,
+    CATCH_ALL,
     LITERAL,
     METHODS,
     InvalidHost,
@@ -20,8 +23,33 @@ from picloud.routing.match import (
 RESERVED_SEGMENTS = frozenset({"admin", "api", "healthz", "version", "static"})
 DISPATCH_MODES = ("sync", "async")
 _FIELDS = ("method", "path", "host", "script_id", "dispatch_mode", "enabled", "retry")
-# What a wildcard host shows as in preview URLs.
-SAMPLE_LABEL = "anything"
+# What a wildcard host's first label shows as in preview URLs: a placeholder, like a parameter.
+SAMPLE_LABEL = "subdomain"
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviewURL:
+    """A URL a route answers on, in parts, so that placeholders can be shown as such.
+
+    ``parts`` is a sequence of (kind, text): kind ``"text"`` is literal URL text, ``"param"``
+    a ``:name`` path parameter (one segment), ``"rest"`` a last ``*name`` catch-all (zero or
+    more segments) and ``"subdomain"`` the label a wildcard host leaves open.
+    """
+
+    parts: tuple
+
+    @property
+    def text(self):
+        """Return the URL with each placeholder written as ``{name}`` (``{name...}`` for a catch-all)."""
+        shown = {"text": "{}", "param": "{{{}}}", "subdomain": "{{{}}}", "rest": "{{{}...}}"}
+        return "".join(shown[kind].format(text) for kind, text in self.parts)
+
+    @property
+    def href(self):
+        """Return the URL to open, or None when a placeholder must be filled in first."""
+        if any(kind != "text" for kind, _ in self.parts):
+            return None
+        return "".join(text for _, text in self.parts)
 
 
 def create_route(app, data):
@@ -82,7 +110,7 @@ def delete_route(route):
 
 
 def route_urls(route):
-    """Return the full URL the route answers on, for each host the app's claims give it."""
+    """Return a PreviewURL for each host the route answers on (its own, or each the app claims)."""
     config = settings()
     if config.proxy_count:
         scheme, port = "https", ""
@@ -93,11 +121,43 @@ def route_urls(route):
         hosts = [route.host]
     else:
         hosts = [d.pattern for d in Domain.for_app(route.app_id)]
-    return [f"{scheme}://{_sample_host(host)}{port}{route.path}" for host in hosts]
+    path = _path_parts(route.path)
+    return [
+        PreviewURL(_joined([("text", scheme + "://"), *_host_parts(host), ("text", port), *path]))
+        for host in hosts
+    ]
 
 
-def _sample_host(pattern):
-    return SAMPLE_LABEL + pattern[1:] if pattern.startswith("*.") else pattern
+def _host_parts(pattern):
+    if pattern.startswith("*."):
+        return [("subdomain", SAMPLE_LABEL), ("text", pattern[1:])]
+    return [("text", pattern)]
+
+
+def _path_parts(path):
+    """Split a stored route path into URL text and placeholders, keeping literals as written."""
+    written = path.strip("/").split("/") if path.strip("/") else []
+    if not written:
+        return [("text", "/")]
+    kinds = {CATCH_ALL: "rest", LITERAL: "text"}
+    parts = []
+    for (kind, name), segment in zip(parse_path(path), written):
+        parts.append(("text", "/"))
+        parts.append((kinds.get(kind, "param"), segment if kind == LITERAL else name))
+    return parts
+
+
+def _joined(parts):
+    """Join adjacent text parts, so that a parameter-free URL is one piece of text."""
+    joined = []
+    for kind, text in parts:
+        if not text and kind == "text":
+            continue
+        if joined and kind == "text" and joined[-1][0] == "text":
+            joined[-1] = ("text", joined[-1][1] + text)
+        else:
+            joined.append((kind, text))
+    return tuple(joined)
 
 
 def _check_against_app(app_id, fields, route_id):
