@@ -1,5 +1,9 @@
 """The Data tab: browse and edit an app's KV store and document collections.
 
+Listings never load whole values: the stores hand them the first PREVIEW_CHARS characters
+of each value's JSON, so a page of keys or documents stays small however large the values
+are; the full value is read only on its own page, to view and edit.
+
 Keys and document ids may hold any character, so the pages take them from the query
 string (``?key=``, ``?id=``) or a form field, never from the path. Values and documents
 are edited as JSON text; every write goes through the same stores as the admin API and
@@ -16,7 +20,9 @@ from picloud.dashboard import bp, login_required
 from picloud.dashboard.apps import app_page, go_to, render_tab, show_error
 from picloud.dashboard.forms import ConfirmForm
 from picloud.data import COLLECTION_RE, MAX_KEY_BYTES
+from picloud.data.docs import PREVIEW_CHARS as DOC_PREVIEW_CHARS
 from picloud.data.docs import DocStore
+from picloud.data.kv import PREVIEW_CHARS as KV_PREVIEW_CHARS
 from picloud.data.kv import KVStore
 from picloud.errors import BadRequest, NotFound, PiCloudError
 
@@ -89,6 +95,17 @@ def parse_json(field):
     return INVALID
 
 
+def preview_text(preview):
+    """Return a listing's preview as JSON text.
+
+    On SQLite the JSON column's reader decodes a preview that happens to be a whole
+    document (a short one), handing back an object instead of its text.
+    """
+    if isinstance(preview, str):
+        return preview
+    return json.dumps(preview, separators=(",", ":"), ensure_ascii=False, sort_keys=True)[:DOC_PREVIEW_CHARS]
+
+
 def pretty(value):
     """Format a JSON value for reading and editing."""
     return json.dumps(value, indent=2, ensure_ascii=False)
@@ -116,6 +133,7 @@ def _render_keys(app, form=None, status=200, message=None):
         status=status,
         search=search,
         entries=entries,
+        preview_chars=KV_PREVIEW_CHARS,
         error=error,
         message=message,
         first_url=url_for("dashboard.data", slug=app.slug, prefix=prefix) if cursor else None,
@@ -272,7 +290,11 @@ def collection(app, collection):
         "data/collection.html",
         "data/_documents.html",
         collection=collection,
-        rows=rows,
+        rows=[
+            {"doc_id": row.doc_id, "updated_at": row.updated_at, "preview": preview_text(row.preview)}
+            for row in rows
+        ],
+        preview_chars=DOC_PREVIEW_CHARS,
         first_url=url_for("dashboard.collection", slug=app.slug, collection=collection) if cursor else None,
         next_url=(
             url_for("dashboard.collection", slug=app.slug, collection=collection, cursor=next_cursor)

@@ -1,5 +1,6 @@
 """The Data tab over HTTP: the KV browser, keys, collections and documents, as a browser posts them."""
 import html
+import json
 import uuid
 from urllib.parse import quote
 
@@ -174,3 +175,59 @@ def test_a_former_slug_redirects_to_the_same_page(site, dash):
     response = dash.get(f"/admin/apps/{old}/data/kv/entry?key=a%2Fb")
     assert response.status_code == 301
     assert response.headers["Location"] == f"/admin/apps/{old}-new/data/kv/entry?key=a%2Fb"
+
+
+# Listings show previews: a page's size does not grow with the values on it.
+
+HUGE_UNITS = 174_000  # '"<&é' is 6 bytes of JSON: about 1 MiB, under PICLOUD_MAX_VALUE_BYTES
+ROWS = 12
+
+
+def huge_value(n):
+    """A value of about 1 MiB whose JSON and HTML both need escaping at every character."""
+    return {"body": '"<&é' * HUGE_UNITS, "n": n}
+
+
+def as_json(value):
+    """Send a value as compact UTF-8 JSON, so that 1 MiB of it fits in one request body."""
+    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return {"data": body, "headers": {"Content-Type": "application/json"}}
+
+
+def test_the_key_list_stays_small_with_values_of_a_mebibyte(site, dash):
+    for n in range(ROWS):
+        put(site, f"small/{n:02}", {"n": n})
+        assert site.api.put(kv_url(site, f"large/{n:02}"), **as_json(huge_value(n))).status_code == 200
+    small = dash.get(data_path(site), params={"prefix": "small/"}, htmx=True)
+    large = dash.get(data_path(site), params={"prefix": "large/"}, htmx=True)
+    assert small.status_code == large.status_code == 200
+    assert len(large.content) - len(small.content) < ROWS * 1500  # a preview's worth per row
+    assert len(large.content) < 40_000
+    body = text_of(large)
+    assert all(f"large/{n:02}" in body for n in range(ROWS))
+    assert body.count('class="cut"') == ROWS and 'class="cut"' not in text_of(small)
+    assert '{"body":"\\"<&é' in body  # each row shows its value's start
+
+    whole = dash.get(data_path(site), params={"prefix": "large/"})  # the page around it too
+    assert len(whole.content) < len(large.content) + 20_000
+
+    opened = dash.get(data_path(site, "/kv/entry"), params={"key": "large/03"})
+    assert opened.status_code == 200  # the value itself is loaded on its own page only
+    assert text_of(opened).count('\\"<&é') == HUGE_UNITS and '"n": 3' in text_of(opened)
+
+
+def test_a_collection_page_stays_small_with_documents_of_a_mebibyte(site, dash):
+    for n in range(ROWS):
+        small = site.api.post(docs_url(site, "small"), json={"_id": f"d{n:02}", "n": n})
+        large = site.api.post(docs_url(site, "large"), **as_json({"_id": f"d{n:02}", **huge_value(n)}))
+        assert small.status_code == large.status_code == 201, large.text
+    small = dash.get(data_path(site, "/docs/small"), htmx=True)
+    large = dash.get(data_path(site, "/docs/large"), htmx=True)
+    assert small.status_code == large.status_code == 200
+    assert len(large.content) - len(small.content) < ROWS * 1500
+    assert len(large.content) < 40_000
+    assert text_of(large).count('class="cut"') == ROWS and 'class="cut"' not in small.text
+    assert '"n":' in text_of(small) and "'n'" not in text_of(small)  # a short document shows as JSON
+
+    opened = dash.get(data_path(site, "/docs/large/doc"), params={"id": "d05"})
+    assert opened.status_code == 200 and text_of(opened).count('\\"<&é') == HUGE_UNITS
