@@ -9,7 +9,9 @@ executor calls from Python: setup() once per job, run() once, report() after.
 
 Rules for this file: no method calls on strings, and no `#`, `==`, indexing or
 `pairs` on the script's tables (their metamethods would run script code here);
-use the raw_* locals and the captured library functions only.
+use the raw_* locals and the captured library functions only. This chunk runs
+without debug info (runtime.py strips it): an error a script can see must not
+depend on its local names or lines here (see "Guarded library functions").
 
 Arguments: log_sink(level, message) and host_call(module, fn, args_json), Python
 callables that never raise and never become reachable from script code.
@@ -22,16 +24,16 @@ local raw_pcall, raw_xpcall, raw_error, raw_type, raw_select = pcall, xpcall, er
 local raw_next, raw_rawget, raw_rawset, raw_rawequal, raw_rawlen = next, rawget, rawset, rawequal, rawlen
 local raw_setmetatable, raw_tostring, raw_tonumber = setmetatable, tostring, tonumber
 local raw_load, raw_collectgarbage = load, collectgarbage
-local s_rep, s_format, s_find, s_match, s_gsub = string.rep, string.format, string.find, string.match, string.gsub
-local s_sub, s_byte, s_char, s_lower, s_pack = string.sub, string.byte, string.char, string.lower, string.pack
-local s_gmatch = string.gmatch
-local t_concat, t_insert, t_remove, t_move, t_sort, t_unpack =
-    table.concat, table.insert, table.remove, table.move, table.sort, table.unpack
+local s_format, s_find, s_match, s_gsub, s_gmatch = string.format, string.find, string.match, string.gsub, string.gmatch
+local s_sub, s_byte, s_lower = string.sub, string.byte, string.lower
+local t_concat = table.concat
 local co_create, co_resume, co_running, co_status, co_close =
     coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close
 local m_type, m_tointeger, m_huge, m_floor = math.type, math.tointeger, math.huge, math.floor
 local utf8_len, utf8_char = utf8.len, utf8.char
 local string_lib, table_lib, math_lib, utf8_lib, coroutine_lib = string, table, math, utf8, coroutine
+-- C functions whose argument errors a script sees, called by field name (see below).
+local base_lib = {setmetatable = setmetatable}
 local os_time, os_clock, os_date = os.time, os.clock, os.date
 local raw_pairs, raw_ipairs, raw_getmetatable = pairs, ipairs, getmetatable
 local string_metatable = getmetatable("")
@@ -115,11 +117,12 @@ local function count_hook()
   end
 end
 
--- A library function called from a wrapper here reports the wrapper's position
--- ("[sandbox]:123: bad argument ..."): drop it wherever a script can see an error.
+-- An error Lua raises in this chunk's own code carries its position, which
+-- reads "?:-1:" as the chunk runs without debug info: drop it wherever a script
+-- can see an error.
 local function clean(e)
-  if raw_type(e) == "string" and s_byte(e, 1) == 91 then
-    local rest = s_match(e, "^%[sandbox%]:%d+: (.*)$")
+  if raw_type(e) == "string" and s_byte(e, 1) == 63 then
+    local rest = s_match(e, "^%?:%-1: (.*)$")
     if rest then return rest end
   end
   return e
@@ -220,9 +223,10 @@ end
 
 -- ---------------------------------------------------------------------------
 -- Guarded library functions: size checks before C loops the hook never sees,
--- their work charged to the instruction budget. Each calls the C function
--- through a local of the library's own name, so an argument error reads as
--- Lua's ("bad argument #1 to 'rep' ...").
+-- their work charged to the instruction budget. Each calls the C function as a
+-- field of its (unreachable) library table: Lua names a called function after
+-- the field key, a constant that survives the debug info stripped from this
+-- chunk, so an argument error reads as Lua's ("bad argument #1 to 'rep' ...").
 
 local function string_length(v)
   local vt = raw_type(v)
@@ -241,34 +245,29 @@ local function sandbox_rep(s, n, sep)
     if count > (max_string + lsep) // unit then trip("max_string_bytes") end
     charge(count * unit // 64)
   end
-  local rep = s_rep
-  return rep(s, n, sep)
+  return string_lib.rep(s, n, sep)
 end
 
 local function sandbox_format(...)
-  local format = s_format
-  local result = format(...)
+  local result = string_lib.format(...)
   if #result > max_string then trip("max_string_bytes") end
   return result
 end
 
 local function sandbox_gsub(s, ...)
   if raw_type(s) == "string" then charge(#s // 64) end
-  local gsub = s_gsub
-  local result, count = gsub(s, ...)
+  local result, count = string_lib.gsub(s, ...)
   if #result > max_string then trip("max_string_bytes") end
   return result, count
 end
 
 local function sandbox_char(...)
   if raw_select("#", ...) > max_string then trip("max_string_bytes") end
-  local char = s_char
-  return char(...)
+  return string_lib.char(...)
 end
 
 local function sandbox_pack(...)
-  local pack = s_pack
-  return check_string(pack(...))
+  return check_string(string_lib.pack(...))
 end
 
 -- Count of a numeric range [first, last] without integer overflow.
@@ -299,8 +298,7 @@ local function sandbox_concat(t, sep, i, j)
   -- The C loop stops at the first missing value: a border of t bounds it.
   local bound = raw_rawlen(t) + 1
   charge(count < bound and count or bound)
-  local concat = t_concat
-  local result = concat(t, sep, i, j)
+  local result = table_lib.concat(t, sep, i, j)
   charge(#result // 64)
   return check_string(result)
 end
@@ -312,8 +310,7 @@ end
 local function sandbox_insert(t, ...)
   if plain(t) then
     if raw_select("#", ...) == 2 then charge(raw_rawlen(t)) end
-    local insert = t_insert
-    return insert(t, ...)
+    return table_lib.insert(t, ...)
   end
   if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'insert' (table expected)", 2) end
   -- __len/__index/__newindex may be C functions: shift in Lua, under the hook.
@@ -335,8 +332,7 @@ end
 local function sandbox_remove(t, ...)
   if plain(t) then
     if raw_select("#", ...) > 0 then charge(raw_rawlen(t)) end
-    local remove = t_remove
-    return remove(t, ...)
+    return table_lib.remove(t, ...)
   end
   if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'remove' (table expected)", 2) end
   local size = #t
@@ -356,8 +352,7 @@ end
 local function sandbox_move(a1, f, e, t, a2)
   -- Moving nils over a huge range allocates nothing and runs no instruction.
   charge(span(m_tointeger(f), m_tointeger(e)))
-  local move = t_move
-  return move(a1, f, e, t, a2)
+  return table_lib.move(a1, f, e, t, a2)
 end
 
 local function sort_cost(n)
@@ -368,11 +363,10 @@ local function sort_cost(n)
 end
 
 local function sandbox_sort(t, comp)
-  local sort = t_sort
   if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'sort' (table expected)", 2) end
   if plain(t) then
     charge(sort_cost(raw_rawlen(t)))
-    return sort(t, comp)
+    return table_lib.sort(t, comp)
   end
   -- Read the length once (a stateful __len could change it) and sort a plain copy.
   local n = m_tointeger(#t)
@@ -380,7 +374,7 @@ local function sandbox_sort(t, comp)
   charge(sort_cost(n))
   local copy = {}
   for k = 1, n do copy[k] = t[k] end
-  sort(copy, comp)
+  table_lib.sort(copy, comp)
   for k = 1, n do t[k] = copy[k] end
 end
 
@@ -389,8 +383,7 @@ local function sandbox_unpack(t, i, j)
   local last = j
   if j == nil and raw_type(t) == "table" then last = #t end
   charge(span(first, m_tointeger(last)))
-  local unpack = t_unpack
-  return unpack(t, i, last)
+  return table_lib.unpack(t, i, last)
 end
 
 -- ---------------------------------------------------------------------------
@@ -799,8 +792,7 @@ local function sandbox_setmetatable(t, mt)
   if raw_type(mt) == "table" and raw_rawget(mt, "__gc") ~= nil then
     raw_error("setmetatable: __gc metamethods are not allowed", 2)
   end
-  local setmetatable = raw_setmetatable
-  return setmetatable(t, mt)
+  return base_lib.setmetatable(t, mt)
 end
 
 local function sandbox_collectgarbage(option)
