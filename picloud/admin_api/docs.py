@@ -11,13 +11,12 @@ from picloud.admin_api import bp, limit_arg, requires
 from picloud.admin_api.kv import json_value
 from picloud.data.docs import DocStore
 from picloud.errors import NotFound
-from picloud.manager.apps import resolve_app
+from picloud.manager.apps import resolve_app_id
 
 
 def doc_store(id_or_slug):
     """Return the document store of the app named in the URL."""
-    app = resolve_app(id_or_slug)
-    return DocStore(app.id, max_value_bytes=current_app.config["PICLOUD"].max_value_bytes)
+    return DocStore(resolve_app_id(id_or_slug), max_value_bytes=current_app.config["PICLOUD"].max_value_bytes)
 
 
 @bp.get("/admin/apps/<id_or_slug>/docs")

@@ -11,7 +11,7 @@ from picloud.admin_api import bp, json_body, limit_arg, requires
 from picloud.data import MAX_DEPTH
 from picloud.data.kv import KVStore
 from picloud.errors import BadRequest, NotFound, ValidationFailed
-from picloud.manager.apps import resolve_app
+from picloud.manager.apps import resolve_app_id
 
 
 class DataKeyConverter(BaseConverter):
@@ -27,8 +27,7 @@ bp.record(lambda state: state.app.url_map.converters.setdefault("data_key", Data
 
 def kv_store(id_or_slug):
     """Return the KV store of the app named in the URL."""
-    app = resolve_app(id_or_slug)
-    return KVStore(app.id, max_value_bytes=current_app.config["PICLOUD"].max_value_bytes)
+    return KVStore(resolve_app_id(id_or_slug), max_value_bytes=current_app.config["PICLOUD"].max_value_bytes)
 
 
 def json_value(*, require_object=False, field="value"):

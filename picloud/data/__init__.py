@@ -170,9 +170,20 @@ def locked(query):
     return query.for_update() if is_postgres() else query
 
 
-def emit_event(app_id, origin, *, kind, op, name, payload):
+def watching(app_id, kind, op, name):
+    """Return the enabled triggers of the app that a mutation would fire (cached lookup).
+
+    A mutation nobody watches emits nothing, so it may run as one statement with no
+    transaction around it.
+    """
+    from picloud.outbox import watching_triggers  # the outbox imports models; keep this lazy
+
+    return watching_triggers(app_id, kind, op, name)
+
+
+def emit_event(app_id, origin, *, kind, op, name, payload, triggers=None):
     """Queue the outbox events of one mutation, inside its open transaction."""
-    from picloud.outbox import emit_data_event  # the outbox imports models; keep this lazy
+    from picloud.outbox import emit_data_event
 
     return emit_data_event(
         app_id,
@@ -182,4 +193,5 @@ def emit_event(app_id, origin, *, kind, op, name, payload):
         payload=payload,
         trigger_depth=origin.trigger_depth,
         parent_execution_id=origin.parent_execution_id,
+        triggers=triggers,
     )

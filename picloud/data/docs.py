@@ -8,6 +8,7 @@ SQLite ``data`` is JSON text with sorted keys: fields are read with ``json_type`
 ``json_extract``, and nested values compare as canonical text. The semantics both
 implement are in ``picloud.data``'s docstring.
 """
+import contextlib
 import functools
 import operator
 import re
@@ -26,9 +27,10 @@ from picloud.data import (
     encode_cursor,
     encode_value,
     locked,
+    watching,
     write_transaction,
 )
-from picloud.db import is_postgres
+from picloud.db import db, is_postgres
 from picloud.errors import Conflict, ValidationFailed
 from picloud.models import isoformat, utcnow
 from picloud.models.data import Document, canonical_json
@@ -72,21 +74,17 @@ class DocStore:
         doc = {**doc, ID_FIELD: doc_id}
         encode_value(doc, self.max_value_bytes, "document", allow_nul=False)
         now = utcnow()
-        with write_transaction():
+        triggers = watching(self.app_id, "docs", "insert", collection)
+        # Nobody watching: the insert alone is the whole mutation, atomic by itself.
+        with write_transaction() if triggers else contextlib.nullcontext():
             try:
-                Document.insert(
-                    app=self.app_id,
-                    collection=collection,
-                    doc_id=doc_id,
-                    data=doc,
-                    created_at=now,
-                    updated_at=now,
-                ).execute()
+                _insert_document(self.app_id, collection, doc_id, doc, now)
             except IntegrityError:
                 raise Conflict(
                     "A document with this _id already exists.", code="id_taken", field=ID_FIELD
                 ) from None
-            self._emit("insert", collection, doc_id, doc, None, now)
+            if triggers:
+                self._emit("insert", collection, doc_id, doc, None, now, triggers)
         return doc
 
     def replace(self, collection, doc_id, doc):
@@ -99,12 +97,24 @@ class DocStore:
         doc = {**doc, ID_FIELD: doc_id}
         encode_value(doc, self.max_value_bytes, "document", allow_nul=False)
         now = utcnow()
+        triggers = watching(self.app_id, "docs", "update", collection)
+        if not triggers:
+            updated = (
+                Document.update(data=doc, updated_at=now)
+                .where(
+                    (Document.app == self.app_id)
+                    & (Document.collection == collection)
+                    & (Document.doc_id == doc_id)
+                )
+                .execute()
+            )
+            return doc if updated else None
         with write_transaction():
             previous = locked(Document.lookup(self.app_id, collection, doc_id)).first()
             if previous is None:
                 return None
             Document.update(data=doc, updated_at=now).where(Document.id == previous.id).execute()
-            self._emit("update", collection, doc_id, doc, previous.data, now)
+            self._emit("update", collection, doc_id, doc, previous.data, now, triggers)
         return doc
 
     def delete(self, collection, doc_id):
@@ -112,12 +122,24 @@ class DocStore:
         check_collection(collection)
         _check_id(doc_id)
         now = utcnow()
+        triggers = watching(self.app_id, "docs", "delete", collection)
+        if not triggers:
+            deleted = (
+                Document.delete()
+                .where(
+                    (Document.app == self.app_id)
+                    & (Document.collection == collection)
+                    & (Document.doc_id == doc_id)
+                )
+                .execute()
+            )
+            return bool(deleted)
         with write_transaction():
             previous = locked(Document.lookup(self.app_id, collection, doc_id)).first()
             if previous is None:
                 return False
             Document.delete().where(Document.id == previous.id).execute()
-            self._emit("delete", collection, doc_id, None, previous.data, now)
+            self._emit("delete", collection, doc_id, None, previous.data, now, triggers)
         return True
 
     def find(self, collection, filter=None, *, limit=None, cursor=None, sort=None):
@@ -174,7 +196,7 @@ class DocStore:
             query = query.where(_filter_condition(filter))
         return query
 
-    def _emit(self, op, collection, doc_id, data, prev_data, at):
+    def _emit(self, op, collection, doc_id, data, prev_data, at, triggers):
         emit_event(
             self.app_id,
             self.origin,
@@ -190,7 +212,19 @@ class DocStore:
                 "prev_data": prev_data,
                 "at": isoformat(at),
             },
+            triggers=triggers,
         )
+
+
+def _insert_document(app_id, collection, doc_id, doc, now):
+    """Insert one document row (plain SQL: scripts' inserts are a hot path)."""
+    p = "%s" if is_postgres() else "?"
+    data = "CAST(%s AS jsonb)" if is_postgres() else "?"
+    db.execute_sql(
+        "INSERT INTO documents (app_id, collection, doc_id, data, created_at, updated_at)"
+        f" VALUES ({p}, {p}, {p}, {data}, {p}, {p})",
+        (app_id, collection, doc_id, canonical_json(doc), now, now),
+    )
 
 
 def _check_id(doc_id):

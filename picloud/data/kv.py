@@ -1,5 +1,12 @@
-"""An app's key-value store: ``kv.*`` in scripts, ``/api/v1/admin/apps/{app}/kv``."""
-from peewee import IntegrityError
+"""An app's key-value store: ``kv.*`` in scripts, ``/api/v1/admin/apps/{app}/kv``.
+
+A write that no trigger watches is one statement (an upsert, or a delete) with no
+transaction around it; a watched one reads the previous value, locked, writes, and
+queues its events in one transaction. The statements of the write path are plain SQL,
+valid on both databases: they run on every write, and building them with the query
+builder cost about as much as running them.
+"""
+import functools
 
 from picloud.data import (
     ADMIN,
@@ -9,10 +16,10 @@ from picloud.data import (
     emit_event,
     encode_cursor,
     encode_value,
-    locked,
+    watching,
     write_transaction,
 )
-from picloud.db import db
+from picloud.db import db, is_postgres
 from picloud.errors import ValidationFailed
 from picloud.models import isoformat, utcnow
 from picloud.models.data import KVEntry, compact_json
@@ -37,9 +44,14 @@ class KVStore:
         """Store a value under a key, whether or not it exists; return the entry."""
         check_key(key)
         text = encode_value(value, self.max_value_bytes)
+        triggers = watching(self.app_id, "kv", "set", key)
+        if not triggers:
+            now = utcnow()
+            entry_id = _execute("upsert", self.app_id, key, text, now)[0][0]
+            return KVEntry(id=entry_id, app=self.app_id, key=key, value_json=text, updated_at=now)
         with write_transaction():
             entry, previous = self._write(key, lambda previous: text)
-            self._emit("set", entry, previous)
+            self._emit("set", entry, previous, triggers)
         return entry
 
     def incr(self, key, delta=1):
@@ -60,18 +72,21 @@ class KVStore:
 
         with write_transaction():
             entry, previous = self._write(key, add)
-            self._emit("set", entry, previous)
+            self._emit("set", entry, previous, watching(self.app_id, "kv", "set", key))
         return entry.value
 
     def delete(self, key):
         """Delete a key; tell whether it existed."""
         check_key(key)
+        triggers = watching(self.app_id, "kv", "delete", key)
+        if not triggers:
+            return bool(_execute("delete", self.app_id, key))
         with write_transaction():
-            previous = locked(KVEntry.lookup(self.app_id, key)).first()
+            previous = self._previous(key)
             if previous is None:
                 return False
-            KVEntry.delete().where(KVEntry.id == previous.id).execute()
-            self._emit("delete", None, previous)
+            _execute("delete_id", previous.id)
+            self._emit("delete", None, previous, triggers)
         return True
 
     def list(self, *, prefix=None, limit=None, cursor=None, view="full"):
@@ -109,24 +124,30 @@ class KVStore:
 
         Runs inside the caller's transaction, with the previous row locked.
         """
-        previous = locked(KVEntry.lookup(self.app_id, key)).first()
-        now = utcnow()
-        if previous is None:
-            text = compute(None)
-            try:
-                with db.atomic():  # a savepoint: a concurrent first write of the key may win
-                    entry = KVEntry.create(app=self.app_id, key=key, value_json=text, updated_at=now)
+        while True:
+            previous = self._previous(key)
+            now = utcnow()
+            text = compute(previous)
+            if previous is not None:
+                _execute("update", text, now, previous.id)
+                entry = KVEntry(id=previous.id, app=self.app_id, key=key, value_json=text, updated_at=now)
+                return entry, previous
+            # A concurrent first write of the key may win (PostgreSQL): then the insert
+            # does nothing, and the next round reads that write, locked.
+            inserted = _execute("insert_new", self.app_id, key, text, now)
+            if inserted:
+                entry = KVEntry(id=inserted[0][0], app=self.app_id, key=key, value_json=text, updated_at=now)
                 return entry, None
-            except IntegrityError:
-                previous = locked(KVEntry.lookup(self.app_id, key)).first()
-                if previous is None:  # not the key's uniqueness: the app is gone
-                    raise
-        text = compute(previous)
-        KVEntry.update(value_json=text, updated_at=now).where(KVEntry.id == previous.id).execute()
-        entry = KVEntry(id=previous.id, app=self.app_id, key=key, value_json=text, updated_at=now)
-        return entry, previous
 
-    def _emit(self, op, entry, previous):
+    def _previous(self, key):
+        """Return the entry under a key, locked until the transaction ends, or None."""
+        rows = _execute("previous", self.app_id, key)
+        if not rows:
+            return None
+        entry_id, text = rows[0]
+        return KVEntry(id=entry_id, app=self.app_id, key=key, value_json=text)
+
+    def _emit(self, op, entry, previous, triggers):
         key = (entry or previous).key
         emit_event(
             self.app_id,
@@ -142,7 +163,39 @@ class KVStore:
                 "prev_value": previous.value if previous is not None else None,
                 "at": isoformat(entry.updated_at if entry is not None else utcnow()),
             },
+            triggers=triggers,
         )
+
+
+_WRITE_SQL = {
+    # Every column of the row: no trigger wants the previous value.
+    "upsert": (
+        'INSERT INTO kv_entries (app_id, "key", "value", updated_at) VALUES ({p}, {p}, {p}, {p})'
+        ' ON CONFLICT (app_id, "key") DO UPDATE SET "value" = excluded."value", updated_at = excluded.updated_at'
+        " RETURNING id"
+    ),
+    "insert_new": (
+        'INSERT INTO kv_entries (app_id, "key", "value", updated_at) VALUES ({p}, {p}, {p}, {p})'
+        ' ON CONFLICT (app_id, "key") DO NOTHING RETURNING id'
+    ),
+    "previous": 'SELECT id, "value" FROM kv_entries WHERE app_id = {p} AND "key" = {p}{lock}',
+    "update": 'UPDATE kv_entries SET "value" = {p}, updated_at = {p} WHERE id = {p}',
+    "delete": 'DELETE FROM kv_entries WHERE app_id = {p} AND "key" = {p} RETURNING id',
+    "delete_id": "DELETE FROM kv_entries WHERE id = {p}",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _sql(name, postgres):
+    # SQLite's writer holds the whole database (BEGIN IMMEDIATE): no row locks there.
+    return _WRITE_SQL[name].format(p="%s" if postgres else "?", lock=" FOR UPDATE" if postgres else "")
+
+
+def _execute(name, *params):
+    """Run one of the write path's statements; return its rows (all read, so SQLite's
+    statement is finished and its implicit transaction over)."""
+    cursor = db.execute_sql(_sql(name, is_postgres()), params)
+    return cursor.fetchall() if cursor.description else []
 
 
 def _integer(value, field, what, code=None):

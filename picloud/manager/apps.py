@@ -8,7 +8,7 @@ from picloud import executions
 from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.manager import bool_field, reject_unknown, text_field
 from picloud.models import App, AppSlugHistory, Domain, Execution, Route, Script, ScriptVersion, utcnow
-from picloud.routing.cache import config_change
+from picloud.routing.cache import cache, config_change
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 RESERVED_SLUGS = frozenset({"admin", "api", "internal", "__internal__"})
@@ -55,6 +55,26 @@ def resolve_app(id_or_slug):
     if former is not None:
         raise FormerSlug(former.app, key)
     raise NotFound("No such app.")
+
+
+def resolve_app_id(id_or_slug):
+    """Return the id of the app with this id or live slug, as ``resolve_app`` finds it.
+
+    Served from the configuration cache (every app change is a configuration change),
+    for the data plane's admin endpoints, which need nothing of the app but its id.
+    """
+    key = str(id_or_slug)
+    app_id = cache.get(("app_id", key), lambda: _live_app_id(key))
+    if app_id is None:
+        return resolve_app(id_or_slug).id  # raises FormerSlug or NotFound
+    return app_id
+
+
+def _live_app_id(key):
+    try:
+        return resolve_app(key).id
+    except (FormerSlug, NotFound):
+        return None
 
 
 def check_slug(slug, app=None):

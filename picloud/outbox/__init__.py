@@ -25,6 +25,7 @@ from picloud.models import Execution, isoformat, utcnow
 from picloud.models.outbox import TRIGGER_OPS
 from picloud.outbox.claims import write_transaction
 from picloud.outbox.retry import validate_retry
+from picloud.routing.cache import cache as config_cache
 
 CHANNEL = "picloud_outbox"
 
@@ -39,18 +40,31 @@ def matches(trigger, op, name):
     return fnmatch.fnmatchcase(name, trigger.glob)
 
 
-def emit_data_event(app_id, *, kind, op, name, payload, trigger_depth, parent_execution_id=None):
+def watching_triggers(app_id, kind, op, name):
+    """Return the app's enabled triggers that fire for ``op`` on key or collection ``name``.
+
+    Served from the process's configuration cache: every trigger change is a
+    configuration change, so no mutation pays a query to learn that nothing listens.
+    """
+    if op not in TRIGGER_OPS.get(kind, ()):
+        raise ValueError(f"no {kind!r} trigger listens to op {op!r}")
+    return [t for t in enabled_triggers(app_id, kind) if matches(t, op, name)]
+
+
+def emit_data_event(
+    app_id, *, kind, op, name, payload, trigger_depth, parent_execution_id=None, triggers=None
+):
     """Queue one event per matching enabled trigger; return how many were written.
 
     Call it inside the transaction that makes the change. ``name`` is the key (kind
     ``kv``) or the collection (``docs``); ``payload`` holds the event's other fields
     (``key, value, prev_value, at`` or ``collection, id, data, prev_data, at``);
     ``trigger_depth`` is the depth of the run that made the change (0 for HTTP runs and
-    the admin API) — the triggered runs get one more.
+    the admin API) — the triggered runs get one more. ``triggers`` are the matching
+    triggers when the caller looked them up already (``watching_triggers``).
     """
-    if op not in TRIGGER_OPS.get(kind, ()):
-        raise ValueError(f"no {kind!r} trigger listens to op {op!r}")
-    triggers = [t for t in enabled_triggers(app_id, kind) if matches(t, op, name)]
+    if triggers is None:
+        triggers = watching_triggers(app_id, kind, op, name)
     if not triggers:
         return 0
     now = utcnow()
@@ -81,8 +95,8 @@ def emit_data_event(app_id, *, kind, op, name, payload, trigger_depth, parent_ex
     return len(triggers)
 
 
-# Every data mutation runs these two statements, so they are plain SQL: building them
-# with the query builder cost more than running them.
+# Every data mutation with a listening trigger runs the insert, so it is plain SQL:
+# building it with the query builder cost more than running it.
 EnabledTrigger = collections.namedtuple(
     "EnabledTrigger", "id script_id glob ops retry registered_by registered_by_name"
 )
@@ -95,17 +109,21 @@ _JSON_COLUMNS = ("payload", "principal", "retry")
 
 
 def enabled_triggers(app_id, kind):
-    """Return the app's enabled triggers of one kind as EnabledTrigger tuples."""
+    """Return the app's enabled triggers of one kind as EnabledTrigger tuples (cached)."""
+    return config_cache.get(("triggers", app_id, kind), lambda: _load_enabled_triggers(app_id, kind))
+
+
+def _load_enabled_triggers(app_id, kind):
     p = db.param
     cursor = db.execute_sql(
         f"SELECT {', '.join(EnabledTrigger._fields)} FROM triggers"
         f" WHERE app_id = {p} AND kind = {p} AND enabled = {p}",
         (app_id, kind, True),
     )
-    return [
-        EnabledTrigger(tid, script_id, glob, json.loads(ops or "[]"), json.loads(retry) if retry else None, by, name)
+    return tuple(
+        EnabledTrigger(tid, script_id, glob, tuple(json.loads(ops or "[]")), json.loads(retry) if retry else None, by, name)
         for tid, script_id, glob, ops, retry, by, name in cursor.fetchall()
-    ]
+    )
 
 
 def insert_events(rows):

@@ -4,13 +4,17 @@ A data trigger has a glob (``key_glob`` for kv, ``collection_glob`` for docs), t
 listens to (empty: every op) and a retry policy; a dead-letter trigger only names its
 script. Deleting a trigger also drops its events still waiting in the queue: whoever
 removes a trigger wants its script to stop running.
+
+Every write here is a configuration change (``picloud.routing.cache``): each process
+keeps the enabled data triggers of an app in its configuration cache, so that a data
+mutation need not query them, and the change drops them there.
 """
-from picloud.db import db
 from picloud.errors import ValidationFailed
 from picloud.manager import bool_field, reject_unknown
 from picloud.models import OutboxEvent, Script, Trigger, utcnow
 from picloud.models.outbox import GLOB_FIELDS, TRIGGER_KINDS, TRIGGER_OPS
 from picloud.outbox.retry import validate_retry
+from picloud.routing.cache import config_change
 
 MAX_GLOB_LENGTH = 1024
 
@@ -41,7 +45,8 @@ def create_trigger(app, kind, data, user):
     else:
         fields["ops"] = []
         fields["retry"] = None
-    return Trigger.create(app=app.id, **fields)
+    with config_change():
+        return Trigger.create(app=app.id, **fields)
 
 
 def update_trigger(trigger, data):
@@ -66,13 +71,14 @@ def update_trigger(trigger, data):
             value = {**(trigger.retry or {}), **value}
         changes["retry"] = validate_retry(value)
     changes["updated_at"] = utcnow()
-    Trigger.update(**changes).where(Trigger.id == trigger.id).execute()
+    with config_change():
+        Trigger.update(**changes).where(Trigger.id == trigger.id).execute()
     return Trigger.get_by_id(trigger.id)
 
 
 def delete_trigger(trigger):
     """Delete a trigger and the events it queued that have not run yet."""
-    with db.atomic():
+    with config_change():
         OutboxEvent.delete().where(OutboxEvent.trigger_id == trigger.id).execute()
         Trigger.delete().where(Trigger.id == trigger.id).execute()
 

@@ -46,3 +46,24 @@ def test_ops_filter_which_changes_fire():
 def test_ops_are_deduplicated_in_canonical_order():
     assert ops_field("docs", ["delete", "insert", "delete"]) == ["insert", "delete"]
     assert ops_field("kv", None) == []
+
+
+def test_the_cached_triggers_of_an_app_follow_every_trigger_change(own_database, unique):
+    from picloud.models import App, Script, User
+    from picloud.outbox import watching_triggers
+    from picloud.outbox.triggers import create_trigger, delete_trigger, update_trigger
+
+    app = App.create(slug=unique("cache"), name="cache")
+    script = Script.create(app=app, name="s", source="return 1")
+    user = User.create(username=unique("u"), password_hash="x", role="admin")
+    assert watching_triggers(app.id, "kv", "set", "a/1") == []  # now cached: nothing listens
+    trigger = create_trigger(app, "kv", {"script_id": script.id, "key_glob": "a/*"}, user)
+    assert [t.id for t in watching_triggers(app.id, "kv", "set", "a/1")] == [trigger.id]
+    update_trigger(trigger, {"enabled": False})
+    assert watching_triggers(app.id, "kv", "set", "a/1") == []
+    update_trigger(trigger, {"enabled": True, "key_glob": "b/*"})
+    assert watching_triggers(app.id, "kv", "set", "a/1") == []
+    assert [t.id for t in watching_triggers(app.id, "kv", "set", "b/1")] == [trigger.id]
+    delete_trigger(trigger)
+    assert watching_triggers(app.id, "kv", "set", "b/1") == []
+    App.delete().where(App.id == app.id).execute()
