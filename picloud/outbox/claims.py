@@ -5,6 +5,7 @@ no other process claims them; a process that dies leaves its leases to expire, a
 events are claimed again. Every later write of a claimed event is guarded by
 ``claimed_by`` so a process that lost its lease can never overwrite the new owner's work.
 """
+import dataclasses
 import datetime
 
 from picloud.db import db, is_postgres
@@ -12,7 +13,42 @@ from picloud.models import OutboxEvent, utcnow
 
 LEASE_SECONDS = 30
 
-_COLUMNS = ", ".join(f.column_name for f in OutboxEvent._meta.sorted_fields)
+_FIELDS = OutboxEvent._meta.sorted_fields
+_COLUMNS = ", ".join(f.column_name for f in _FIELDS)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClaimedEvent:
+    """A claimed outbox row, read once: what running it and acting on its outcome need.
+
+    Its attributes are those of an ``OutboxEvent`` row (``app_id``, ``script_id``, ...);
+    it is made from the claim's own result rows, without a model instance per row.
+    """
+
+    id: str
+    app_id: int
+    kind: str
+    trigger_id: int | None
+    script_id: int
+    payload: object
+    principal: dict | None
+    retry: dict | None
+    trigger_depth: int
+    parent_execution_id: str | None
+    execution_id: str
+    attempt: int
+    queued_at: datetime.datetime
+    available_at: datetime.datetime
+    claimed_by: str | None
+    lease_until: datetime.datetime | None
+    created_at: datetime.datetime
+
+    @classmethod
+    def from_row(cls, row):
+        return cls(*[field.python_value(value) for field, value in zip(_FIELDS, row)])
+
+
+assert [f.name for f in dataclasses.fields(ClaimedEvent)] == [f.column_name for f in _FIELDS]
 
 # PostgreSQL: SKIP LOCKED lets any number of processes claim side by side, each taking
 # rows the others have not locked; the same statement deletes what this worker has
@@ -72,12 +108,13 @@ def claim_due_events(worker_id, limit, now=None, delivered=()):
     now = now or utcnow()
     lease = lease_end(now)
     if is_postgres():
-        query = OutboxEvent.raw(_CLAIM_POSTGRES, list(delivered), worker_id, worker_id, lease, now, now, limit)
-        events = list(query)
+        params = (list(delivered), worker_id, worker_id, lease, now, now, limit)
+        rows = db.execute_sql(_CLAIM_POSTGRES, params).fetchall()
     else:
         with write_transaction():
             delete_delivered(worker_id, delivered)
-            events = list(OutboxEvent.raw(_CLAIM_SQLITE, worker_id, lease, now, now, limit))
+            rows = db.execute_sql(_CLAIM_SQLITE, (worker_id, lease, now, now, limit)).fetchall()
+    events = [ClaimedEvent.from_row(row) for row in rows]
     events.sort(key=lambda e: e.available_at)
     return events
 

@@ -1,12 +1,18 @@
 """The dispatcher: one greenlet per server process that drains the outbox.
 
-``loop()`` does one unit of work — delete what was delivered and claim as many due
-events as the shared gate has free slots, in one round trip, and queue them for the
+``loop()`` does one unit of work — when the runners are running low, delete what was
+delivered and claim a batch of due events, in one round trip, and queue them for the
 runners — and the service greenlet calls it again and again, sleeping
 ``PICLOUD_DISPATCH_POLL_MS`` when there is nothing to do unless something wakes it: a
 local write (SQLite), a ``NOTIFY`` (PostgreSQL), a finished run freeing a slot, or a
 retry falling due. Each claimed event runs in a runner greenlet, one per gate slot,
 each keeping its database connection between events.
+
+A claim takes up to ``PREFETCH`` events per gate slot, and the next claim comes when
+no more than one per slot is left waiting: a backlog then costs one claim per batch,
+not one per event, and the runners never wait for a claim's round trip. Events are
+only claimed while the gate has a free slot or this dispatcher's own runs hold it, so
+a gate kept full by user traffic leaves events in the queue for other processes.
 
 What an attempt's outcome does (API.md §9):
 
@@ -48,11 +54,16 @@ log = logging.getLogger(__name__)
 
 # Most events one claim takes, whatever the gate has free.
 MAX_BATCH = 100
+# Claimed events a dispatcher keeps per gate slot, waiting or running.
+PREFETCH = 8
 # How long a claimed event waits for a slot before it is given back.
 SLOT_WAIT_SECONDS = 10
 # Leases of running events are renewed this often (well inside LEASE_SECONDS).
 RENEW_EVERY_SECONDS = 10
 PURGE_EVERY_SECONDS = 3600
+# Delivered events wait at most this long for a claim to delete them (well inside
+# LEASE_SECONDS: a delivered event whose lease ran out would be claimed again).
+FLUSH_DELIVERED_SECONDS = 1.0
 _MAX_BACKOFF_SECONDS = 5.0
 _LISTEN_TIMEOUT_SECONDS = 5.0
 
@@ -71,6 +82,7 @@ class Dispatcher:
         self._unstarted = set()  # ids of claimed events not yet handed to run_script
         self._running = {}  # event id -> event, while a runner has it
         self._delivered = []  # ids of events that ran, deleted with the next claim
+        self._delivered_since = 0.0  # monotonic time the oldest of them was delivered
         self._next_due = None  # monotonic time a locally scheduled retry falls due
         self._stopping = False
         self._greenlet = None
@@ -173,7 +185,11 @@ class Dispatcher:
     # One unit of work ---------------------------------------------------------------
 
     def loop(self):
-        """Delete what was delivered, claim what the gate can run, queue it; tell if any was claimed."""
+        """Claim a batch if the runners are running low, queue it; tell if any was claimed.
+
+        The events delivered since the last claim are deleted by the claim's statement;
+        a pass that does not claim keeps them for the next one (within a poll interval).
+        """
         self.housekeeping()
         if self._next_due is not None and self._next_due <= time.monotonic():
             self._next_due = None
@@ -181,21 +197,38 @@ class Dispatcher:
         for event in events:
             self._unstarted.add(event.id)
             self._queue.put(event)
+        if not events and self._delivered and time.monotonic() - self._delivered_since >= FLUSH_DELIVERED_SECONDS:
+            self.flush_delivered()  # no claim soon (the gate is busy): delete them anyway
         return bool(events)
 
     def claim(self):
-        """Claim as many due events as there are free execution slots (at most MAX_BATCH).
+        """Claim due events up to the prefetch window, when it is time to (see the module).
 
         The same statement (PostgreSQL) or transaction (SQLite) deletes the events
         delivered since the last claim: one round trip for both.
         """
-        free = 0 if self._stopping else orchestrator.free_slots() - len(self._unstarted)
+        limit = self._claim_limit()
+        if limit <= 0:
+            return []
         delivered, self._delivered = self._delivered, []
         try:
-            return claims.claim_due_events(self.worker_id, min(free, MAX_BATCH), delivered=delivered)
+            return claims.claim_due_events(self.worker_id, limit, delivered=delivered)
         except Exception:
             self._delivered.extend(delivered)
             raise
+
+    def _claim_limit(self):
+        """Return how many events to claim now (0: not now)."""
+        if self._stopping:
+            return 0
+        slots = self.settings.executor_processes
+        waiting = len(self._unstarted)
+        if waiting > slots:
+            return 0  # enough in hand; claim when the runners are closer to empty
+        running = len(self._running)
+        if orchestrator.free_slots() <= 0 and not waiting and not running:
+            return 0  # the gate is full of other work: leave the events to others
+        return min(MAX_BATCH, slots * PREFETCH - waiting - running)
 
     def run_queued(self):
         """Deliver the claimed events waiting for a runner, here and now (for stepping in tests)."""
@@ -239,6 +272,12 @@ class Dispatcher:
             self._running.pop(event.id, None)
             self._wake.set()  # a slot is free again
 
+    def _mark_delivered(self, event):
+        """Note an event whose run is over, to delete with the next claim."""
+        if not self._delivered:
+            self._delivered_since = time.monotonic()
+        self._delivered.append(event.id)
+
     def _give_back(self, event):
         """Release an event whose delivery broke (a lost connection, say) so it runs again soon.
 
@@ -262,7 +301,7 @@ class Dispatcher:
             return self._skip(event)
         script = tables.script(event.script_id)
         if script is None:  # deleted since the event was queued: nothing to run
-            self._delivered.append(event.id)
+            self._mark_delivered(event)
             return None
         if event.kind == "http":
             script_globals = {"request": runnable_request(event.payload)}
@@ -289,7 +328,7 @@ class Dispatcher:
         if event.kind == "dead_letter":
             self._finish_handler(event, execution)
         elif execution["status"] == "ok":
-            self._delivered.append(event.id)
+            self._mark_delivered(event)
         else:
             self._fail(event, execution)
         return execution
@@ -318,7 +357,7 @@ class Dispatcher:
             "usage": None,
         }
         executions.record(execution)
-        self._delivered.append(event.id)
+        self._mark_delivered(event)
         return execution
 
     def _finish_handler(self, event, execution):

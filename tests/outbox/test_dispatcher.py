@@ -12,7 +12,7 @@ import pytest
 from picloud import executions, orchestrator
 from picloud.models import App, DeadLetter, Execution, OutboxEvent, Script, Trigger, utcnow
 from picloud.outbox import dead_letters
-from picloud.outbox.dispatcher import Dispatcher
+from picloud.outbox.dispatcher import FLUSH_DELIVERED_SECONDS, PREFETCH, Dispatcher
 
 FAST = {"max_attempts": 2, "backoff": "constant", "base_delay_ms": 60_000, "max_delay_ms": 60_000, "jitter": 0}
 
@@ -74,15 +74,46 @@ def execution_rows(event_id):
     return list(Execution.select().where(Execution.event_id == event_id).order_by(Execution.attempt))
 
 
-def test_a_step_claims_only_as_many_events_as_free_slots(app, dispatcher):
-    ids = queue(app, "return 1", count=5)
-    assert orchestrator.free_slots() == 2
-    assert step(dispatcher) == 2
+def test_a_step_claims_at_most_the_prefetch_window(app, dispatcher):
+    window = orchestrator.free_slots() * PREFETCH
+    ids = queue(app, "return 1", count=window + 3)
+    assert step(dispatcher) == window
     assert OutboxEvent.select().count() == 3
-    assert step(dispatcher) == 2
-    assert step(dispatcher) == 1
+    assert step(dispatcher) == 3
     assert step(dispatcher) == 0
     assert all(execution_rows(i)[0].status == "ok" for i in ids)
+
+
+def test_the_next_claim_waits_until_the_runners_run_low(app, dispatcher):
+    slots = orchestrator.free_slots()
+    queue(app, "return 1", count=slots * PREFETCH + 5)
+    dispatcher.loop()
+    assert dispatcher._queue.qsize() == slots * PREFETCH
+    assert dispatcher.loop() is False  # plenty in hand: no claim, no round trip
+    for _ in range(slots * PREFETCH - slots):
+        dispatcher._run_one(dispatcher._queue.get())
+    assert dispatcher.loop() is True  # down to one per slot: the next batch
+    assert dispatcher._queue.qsize() == slots + 5
+    dispatcher.run_queued()
+    dispatcher.flush_delivered()
+    assert OutboxEvent.select().count() == 0
+
+
+def test_delivered_events_are_deleted_soon_even_without_a_claim(app, dispatcher):
+    [event_id] = queue(app, "return 1")
+    dispatcher.loop()
+    dispatcher.run_queued()
+    gate = orchestrator.current().gate
+    assert gate.acquire(0) and gate.acquire(0)
+    try:
+        dispatcher.loop()  # the gate is full of other work: no claim
+        assert OutboxEvent.select().where(OutboxEvent.id == event_id).exists()
+        dispatcher._delivered_since -= FLUSH_DELIVERED_SECONDS
+        dispatcher.loop()
+        assert not OutboxEvent.select().where(OutboxEvent.id == event_id).exists()
+    finally:
+        gate.release()
+        gate.release()
 
 
 def test_a_full_gate_delays_events_and_never_drops_them(app, dispatcher):
