@@ -2,9 +2,11 @@
 
 A write that no trigger watches is one statement (an upsert, or a delete) with no
 transaction around it; a watched one reads the previous value, locked, writes, and
-queues its events in one transaction. The statements of the write path are plain SQL,
-valid on both databases: they run on every write, and building them with the query
-builder cost about as much as running them.
+queues its events in one transaction. On PostgreSQL a watched ``kv.set`` — what most
+triggers listen to — is even a single statement: the read, the write and the events
+are common table expressions of it. The statements of the write path are plain SQL:
+they run on every write, and building them with the query builder cost about as much
+as running them.
 """
 import functools
 
@@ -49,6 +51,8 @@ class KVStore:
             now = utcnow()
             entry_id = _execute("upsert", self.app_id, key, text, now)[0][0]
             return KVEntry(id=entry_id, app=self.app_id, key=key, value_json=text, updated_at=now)
+        if is_postgres():
+            return self._set_watched_postgres(key, text, triggers)
         with write_transaction():
             entry, previous = self._write(key, lambda previous: text)
             self._emit("set", entry, previous, triggers)
@@ -139,6 +143,37 @@ class KVStore:
                 entry = KVEntry(id=inserted[0][0], app=self.app_id, key=key, value_json=text, updated_at=now)
                 return entry, None
 
+    def _set_watched_postgres(self, key, text, triggers):
+        """Write a watched key and queue its events in one statement, so one round trip.
+
+        The previous value is read locked and spliced into the events' payload by the
+        database; a first write of the key that a concurrent one beats writes nothing
+        and queues nothing, and is tried again (then as an update).
+        """
+        from picloud.outbox import NOTIFY_SQL, data_event_rows, insert_events_cte  # see emit_event
+
+        while True:
+            now = utcnow()
+            head = (
+                f'{{"kind":"kv","op":"set","key":{compact_json(key)},"value":{text},"prev_value":'
+            )
+            tail = f',"at":{compact_json(isoformat(now))}}}'
+            rows = data_event_rows(
+                self.app_id, "kv", "set", {}, triggers,
+                self.origin.trigger_depth, self.origin.parent_execution_id, now,
+            )
+            for row in rows:
+                row["payload"] = (head, tail)
+            events, event_params = insert_events_cte(
+                rows, "CAST(%s AS text) || COALESCE((SELECT \"value\" FROM prev), 'null') || CAST(%s AS text)", "written"
+            )
+            written = db.execute_sql(
+                _SET_WATCHED_POSTGRES.format(events=events, notify=NOTIFY_SQL),
+                (self.app_id, key, self.app_id, key, text, now, text, now, *event_params),
+            ).fetchall()
+            if written:
+                return KVEntry(id=written[0][0], app=self.app_id, key=key, value_json=text, updated_at=now)
+
     def _previous(self, key):
         """Return the entry under a key, locked until the transaction ends, or None."""
         rows = _execute("previous", self.app_id, key)
@@ -183,6 +218,27 @@ _WRITE_SQL = {
     "delete": 'DELETE FROM kv_entries WHERE app_id = {p} AND "key" = {p} RETURNING id',
     "delete_id": "DELETE FROM kv_entries WHERE id = {p}",
 }
+
+
+# The key's row, locked, is ``prev``; ``written`` is the row written, if any: the insert
+# when there was none (nothing, if a concurrent first write won), else the update.
+_SET_WATCHED_POSTGRES = """
+    WITH prev AS (
+        SELECT id, "value" FROM kv_entries WHERE app_id = %s AND "key" = %s FOR UPDATE
+    ), inserted AS (
+        INSERT INTO kv_entries (app_id, "key", "value", updated_at)
+        SELECT %s, %s, %s, %s WHERE NOT EXISTS (SELECT FROM prev)
+        ON CONFLICT (app_id, "key") DO NOTHING RETURNING id
+    ), updated AS (
+        UPDATE kv_entries AS entry SET "value" = %s, updated_at = %s
+        FROM prev WHERE entry.id = prev.id RETURNING entry.id
+    ), written AS (
+        SELECT id FROM inserted UNION ALL SELECT id FROM updated
+    ), queued AS (
+        {events}
+    )
+    SELECT written.id, {notify} FROM written
+"""
 
 
 @functools.lru_cache(maxsize=None)

@@ -67,32 +67,35 @@ def emit_data_event(
         triggers = watching_triggers(app_id, kind, op, name)
     if not triggers:
         return 0
-    now = utcnow()
+    insert_events(data_event_rows(app_id, kind, op, payload, triggers, trigger_depth, parent_execution_id))
+    return len(triggers)
+
+
+def data_event_rows(app_id, kind, op, payload, triggers, trigger_depth, parent_execution_id, now=None):
+    """Return the outbox rows (dicts by column) of one data event, one per trigger."""
+    now = now or utcnow()
     event = {"kind": kind, "op": op, **payload}
     event.setdefault("at", isoformat(now))
-    insert_events(
-        [
-            {
-                "id": str(uuid.uuid4()),
-                "app_id": app_id,
-                "kind": kind,
-                "trigger_id": trigger.id,
-                "script_id": trigger.script_id,
-                "payload": event,
-                "principal": {"user_id": trigger.registered_by, "username": trigger.registered_by_name},
-                "retry": trigger.retry,
-                "trigger_depth": trigger_depth + 1,
-                "parent_execution_id": parent_execution_id,
-                "execution_id": str(uuid.uuid4()),
-                "attempt": 1,
-                "queued_at": now,
-                "available_at": now,
-                "created_at": now,
-            }
-            for trigger in triggers
-        ]
-    )
-    return len(triggers)
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "app_id": app_id,
+            "kind": kind,
+            "trigger_id": trigger.id,
+            "script_id": trigger.script_id,
+            "payload": event,
+            "principal": {"user_id": trigger.registered_by, "username": trigger.registered_by_name},
+            "retry": trigger.retry,
+            "trigger_depth": trigger_depth + 1,
+            "parent_execution_id": parent_execution_id,
+            "execution_id": str(uuid.uuid4()),
+            "attempt": 1,
+            "queued_at": now,
+            "available_at": now,
+            "created_at": now,
+        }
+        for trigger in triggers
+    ]
 
 
 # Every data mutation with a listening trigger runs the insert, so it is plain SQL:
@@ -138,6 +141,50 @@ def insert_events(rows):
     db.execute_sql(_insert_sql(len(rows), is_postgres()), params)
     if not is_postgres():
         wake()
+
+
+# Column types for rows given as a VALUES list inside a larger PostgreSQL statement,
+# where the insert's own column types cannot type the parameters.
+_PG_TYPES = {
+    "id": "varchar", "app_id": "integer", "kind": "varchar", "trigger_id": "integer",
+    "script_id": "integer", "payload": "text", "principal": "text", "retry": "text",
+    "trigger_depth": "integer", "parent_execution_id": "varchar", "execution_id": "varchar",
+    "attempt": "integer", "queued_at": "timestamp", "available_at": "timestamp",
+    "created_at": "timestamp",
+}
+
+
+def insert_events_cte(rows, payload_sql, source):
+    """Return (SQL, params) inserting outbox rows from within a WITH (PostgreSQL only).
+
+    Each row's payload is the SQL expression ``payload_sql`` (with its ``%s`` taken
+    from the row's ``payload``, a tuple of parameters), and the rows are inserted once
+    per row of the relation ``source``: none when it is empty. The caller's statement
+    must also ``pg_notify`` the outbox channel (``NOTIFY_SQL``).
+    """
+    params = []
+    values = []
+    for row in rows:
+        items = []
+        for column in _EVENT_COLUMNS:
+            if column == "payload":
+                items.append(payload_sql)
+                params.extend(row["payload"])
+                continue
+            value = row.get(column)
+            if column in _JSON_COLUMNS and value is not None:
+                value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            items.append(f"CAST(%s AS {_PG_TYPES[column]})")
+            params.append(value)
+        values.append("(" + ", ".join(items) + ")")
+    sql = (
+        f"INSERT INTO outbox_events ({', '.join(_EVENT_COLUMNS)})"
+        f" SELECT queued.* FROM (VALUES {', '.join(values)}) AS queued, {source}"
+    )
+    return sql, params
+
+
+NOTIFY_SQL = f"pg_notify('{CHANNEL}', '')"
 
 
 @functools.lru_cache(maxsize=16)

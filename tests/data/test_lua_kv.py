@@ -183,3 +183,26 @@ def test_a_script_write_fires_triggers_one_level_deeper_naming_its_run(site):
     by_parent = {run["parent_execution_id"]: run for run in runs}
     assert by_parent[http_run["id"]]["trigger_depth"] == 1
     assert by_parent[None]["trigger_depth"] == 1  # the admin API writes at depth 0
+
+
+def test_concurrent_writes_of_a_watched_key_each_see_the_value_they_replaced(site):
+    recorder = site.script('kv.set("chain/" .. tostring(event.value), event.prev_value == nil and "none" or event.prev_value)')
+    add_trigger(site, "kv", recorder, key_glob="raced")
+    writes = 12
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda n: site.api.put(kv_url(site, "raced"), json=n).status_code, range(writes)))
+    assert statuses == [200] * writes
+    items = wait_for(
+        lambda: (lambda page: page if len(page) == writes else None)(
+            site.api.get(kv_url(site), params={"prefix": "chain/", "limit": 100}).json()["items"]
+        ),
+        what="one run per write",
+    )
+    prev_of = {int(item["key"].split("/")[1]): item["value"] for item in items}
+    # The writes form one chain: exactly one replaced nothing, every other replaced
+    # another write's value, and no value was replaced twice.
+    assert list(prev_of.values()).count("none") == 1
+    replaced = [prev for prev in prev_of.values() if prev != "none"]
+    assert len(set(replaced)) == writes - 1 and set(replaced) < set(range(writes))
+    final = site.api.get(kv_url(site, "raced")).json()["value"]
+    assert final not in replaced
