@@ -64,7 +64,7 @@ def resolve_app_id(id_or_slug):
     for the data plane's admin endpoints, which need nothing of the app but its id.
     """
     key = str(id_or_slug)
-    app_id = cache.get(("app_id", key), lambda: _live_app_id(key))
+    app_id = cache.get(("app_id", key), lambda: _live_app_id(key), exact=True)
     if app_id is None:
         return resolve_app(id_or_slug).id  # raises FormerSlug or NotFound
     return app_id

@@ -113,7 +113,9 @@ _JSON_COLUMNS = ("payload", "principal", "retry")
 
 def enabled_triggers(app_id, kind):
     """Return the app's enabled triggers of one kind as EnabledTrigger tuples (cached)."""
-    return config_cache.get(("triggers", app_id, kind), lambda: _load_enabled_triggers(app_id, kind))
+    return config_cache.get(
+        ("triggers", app_id, kind), lambda: _load_enabled_triggers(app_id, kind), exact=True
+    )
 
 
 def _load_enabled_triggers(app_id, kind):

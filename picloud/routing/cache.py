@@ -35,9 +35,16 @@ class ConfigCache:
         # True while a LISTEN connection delivers every change (PostgreSQL only).
         self.listening = False
 
-    def get(self, key, load):
-        """Return the cached value for key, loading it on a miss."""
-        self.check_remote()
+    def get(self, key, load, *, exact=False):
+        """Return the cached value for key, loading it on a miss.
+
+        ``exact`` lookups (what the data plane decides with: an app's triggers, an
+        app's id) compare the change counter every time when no LISTEN connection
+        delivers changes, instead of at most every CHECK_INTERVAL: on SQLite that
+        read is local and cheap, and a trigger created by another process a moment
+        ago must see the next write.
+        """
+        self.check_remote(force=exact)
         try:
             return self._entries[key]
         except KeyError:
@@ -54,12 +61,12 @@ class ConfigCache:
         self._generation += 1
         self._entries = {}
 
-    def check_remote(self):
+    def check_remote(self, force=False):
         """Notice another process's change by the counter, at most every CHECK_INTERVAL."""
         if self.listening:
             return
         now = time.monotonic()
-        if now - self._checked_at < CHECK_INTERVAL:
+        if not force and now - self._checked_at < CHECK_INTERVAL:
             return
         self._checked_at = now
         try:

@@ -4,7 +4,8 @@ import time
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD
-from tests.support.apps import new_site
+from tests.support.apps import add_trigger, new_site, wait_for
+from tests.support.databases import backend
 from tests.support.live import LiveServer, login
 
 
@@ -53,3 +54,19 @@ def test_a_process_that_changes_never_serves_stale(second_server):
     for n in range(5):
         api.patch(f"/api/v1/admin/scripts/{route['script_id']}", json={"source": f'return "{n}"'})
         assert site.call("/own").text == str(n)
+
+
+def test_a_trigger_made_in_one_process_fires_on_the_next_write_in_another(server, second_server):
+    if backend() != "sqlite":
+        pytest.skip("on PostgreSQL the other process hears the change by NOTIFY, within milliseconds")
+    first = login(server.url, "admin", ADMIN_PASSWORD)
+    second = login(second_server.url, "admin", ADMIN_PASSWORD)
+    site = new_site(first, server.url, "watched")
+    script = site.script('kv.set("seen/" .. event.key, event.value)')
+    warm = second.put(f"/api/v1/admin/apps/{site.app['id']}/kv/before", json=0)
+    assert warm.status_code == 200  # the other process has looked up this app's triggers
+
+    add_trigger(site, "kv", script, key_glob="k*")
+    assert second.put(f"/api/v1/admin/apps/{site.app['id']}/kv/k1", json=1).status_code == 200
+    wait_for(lambda: first.get(f"/api/v1/admin/apps/{site.app['id']}/kv/seen%2Fk1").status_code == 200,
+             timeout=10, what="the run the write in the other process triggered")
