@@ -95,17 +95,6 @@ def parse_json(field):
     return INVALID
 
 
-def preview_text(preview):
-    """Return a listing's preview as JSON text.
-
-    On SQLite the JSON column's reader decodes a preview that happens to be a whole
-    document (a short one), handing back an object instead of its text.
-    """
-    if isinstance(preview, str):
-        return preview
-    return json.dumps(preview, separators=(",", ":"), ensure_ascii=False, sort_keys=True)[:DOC_PREVIEW_CHARS]
-
-
 def pretty(value):
     """Format a JSON value for reading and editing."""
     return json.dumps(value, indent=2, ensure_ascii=False)
@@ -291,7 +280,7 @@ def collection(app, collection):
         "data/_documents.html",
         collection=collection,
         rows=[
-            {"doc_id": row.doc_id, "updated_at": row.updated_at, "preview": preview_text(row.preview)}
+            {"doc_id": row.doc_id, "updated_at": row.updated_at, "preview": row.preview}
             for row in rows
         ],
         preview_chars=DOC_PREVIEW_CHARS,

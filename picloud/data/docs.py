@@ -149,14 +149,17 @@ class DocStore:
 
     def browse(self, collection, *, limit=None, cursor=None):
         """Return (rows, next cursor): a page of a collection by ``_id``, each row with its
-        ``doc_id``, ``updated_at`` and the document's JSON cut to PREVIEW_CHARS as ``preview``.
+        ``doc_id``, ``updated_at`` and the document's JSON cut to PREVIEW_CHARS + 1 characters
+        as ``preview`` (longer than PREVIEW_CHARS: it was cut).
         """
         data = Cast(Document.data, "TEXT") if is_postgres() else Document.data
         query = (
             Document.select(
                 Document.doc_id,
                 Document.updated_at,
-                fn.substr(data, 1, PREVIEW_CHARS).alias("preview"),
+                # One character more than a listing shows tells a cut preview from a whole
+                # one; coerce(False) keeps the JSON column's reader from decoding it.
+                fn.substr(data, 1, PREVIEW_CHARS + 1).coerce(False).alias("preview"),
             )
             .where(
                 (Document.app == self.app_id)

@@ -97,14 +97,14 @@ class KVStore:
         """Return (entries, next cursor): one page of the keys starting with ``prefix``, in byte order.
 
         ``view`` picks what the entries carry: "full" (key, value, updated_at), "keys",
-        or "preview" (key, updated_at, and the value's JSON cut to PREVIEW_CHARS as
+        or "preview" (key, updated_at, and the value's JSON cut to PREVIEW_CHARS + 1 as
         ``preview``, so that a page of large values is cheap to show).
         """
         limit = check_limit(limit)
         columns = {
             "full": (),
             "keys": (KVEntry.key,),
-            "preview": (KVEntry.key, KVEntry.updated_at, KVEntry.value_preview(PREVIEW_CHARS)),
+            "preview": (KVEntry.key, KVEntry.updated_at, KVEntry.value_preview(PREVIEW_CHARS + 1)),
         }[view]
         query = KVEntry.select(*columns).where(KVEntry.app == self.app_id)
         if prefix:

@@ -49,7 +49,7 @@ class KVEntry(BaseModel):
     @classmethod
     def value_preview(cls, chars):
         """Select the start of the value's JSON as ``preview``."""
-        return peewee.fn.substr(cls.value_json, 1, chars).alias("preview")
+        return peewee.fn.substr(cls.value_json, 1, chars).coerce(False).alias("preview")
 
     @property
     def value(self):

@@ -231,3 +231,15 @@ def test_a_collection_page_stays_small_with_documents_of_a_mebibyte(site, dash):
 
     opened = dash.get(data_path(site, "/docs/large/doc"), params={"id": "d05"})
     assert opened.status_code == 200 and text_of(opened).count('\\"<&é') == HUGE_UNITS
+
+
+def test_a_preview_is_marked_cut_only_when_the_value_is_longer_than_it(site, dash):
+    from picloud.data.kv import PREVIEW_CHARS
+
+    whole = "x" * (PREVIEW_CHARS - 2)  # with its quotes, exactly PREVIEW_CHARS characters of JSON
+    put(site, "edge/whole", whole)
+    put(site, "edge/longer", whole + "y")
+    page = text_of(dash.get(data_path(site), params={"prefix": "edge/"}, htmx=True))
+    rows = {key: row for row in page.split("<tr")[1:] for key in ("whole", "longer") if f"edge/{key}<" in row}
+    assert f'"{whole}"' in rows["whole"] and 'class="cut"' not in rows["whole"]
+    assert 'class="cut"' in rows["longer"]
