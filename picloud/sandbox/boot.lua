@@ -32,11 +32,14 @@ local co_create, co_resume, co_running, co_status, co_close =
 local m_type, m_tointeger, m_huge, m_floor = math.type, math.tointeger, math.huge, math.floor
 local utf8_len, utf8_char = utf8.len, utf8.char
 local string_lib, table_lib, math_lib, utf8_lib, coroutine_lib = string, table, math, utf8, coroutine
--- C functions whose argument errors a script sees, called by field name (see below).
-local base_lib = {setmetatable = setmetatable}
+-- The C functions the guarded ones below stand in for, kept where no script reaches.
+local lib = {
+  rep = string.rep, format = string.format, gsub = string.gsub, char = string.char, pack = string.pack,
+  concat = table.concat, insert = table.insert, remove = table.remove, move = table.move,
+  sort = table.sort, unpack = table.unpack, setmetatable = setmetatable,
+}
 local os_time, os_clock, os_date = os.time, os.clock, os.date
 local raw_pairs, raw_ipairs, raw_getmetatable = pairs, ipairs, getmetatable
-local string_metatable = getmetatable("")
 local loaded, real_globals = package.loaded, _G
 -- From here on, reading a global is an error: boot code uses only the locals above.
 local _ENV = nil
@@ -224,9 +227,9 @@ end
 -- ---------------------------------------------------------------------------
 -- Guarded library functions: size checks before C loops the hook never sees,
 -- their work charged to the instruction budget. Each calls the C function as a
--- field of its (unreachable) library table: Lua names a called function after
--- the field key, a constant that survives the debug info stripped from this
--- chunk, so an argument error reads as Lua's ("bad argument #1 to 'rep' ...").
+-- field of `lib`: Lua names a called function after the field key, a constant
+-- that survives the debug info stripped from this chunk, so an argument error
+-- reads as Lua's ("bad argument #1 to 'rep' ...").
 
 local function string_length(v)
   local vt = raw_type(v)
@@ -245,29 +248,29 @@ local function sandbox_rep(s, n, sep)
     if count > (max_string + lsep) // unit then trip("max_string_bytes") end
     charge(count * unit // 64)
   end
-  return string_lib.rep(s, n, sep)
+  return lib.rep(s, n, sep)
 end
 
 local function sandbox_format(...)
-  local result = string_lib.format(...)
+  local result = lib.format(...)
   if #result > max_string then trip("max_string_bytes") end
   return result
 end
 
 local function sandbox_gsub(s, ...)
   if raw_type(s) == "string" then charge(#s // 64) end
-  local result, count = string_lib.gsub(s, ...)
+  local result, count = lib.gsub(s, ...)
   if #result > max_string then trip("max_string_bytes") end
   return result, count
 end
 
 local function sandbox_char(...)
   if raw_select("#", ...) > max_string then trip("max_string_bytes") end
-  return string_lib.char(...)
+  return lib.char(...)
 end
 
 local function sandbox_pack(...)
-  return check_string(string_lib.pack(...))
+  return check_string(lib.pack(...))
 end
 
 -- Count of a numeric range [first, last] without integer overflow.
@@ -298,7 +301,7 @@ local function sandbox_concat(t, sep, i, j)
   -- The C loop stops at the first missing value: a border of t bounds it.
   local bound = raw_rawlen(t) + 1
   charge(count < bound and count or bound)
-  local result = table_lib.concat(t, sep, i, j)
+  local result = lib.concat(t, sep, i, j)
   charge(#result // 64)
   return check_string(result)
 end
@@ -310,7 +313,7 @@ end
 local function sandbox_insert(t, ...)
   if plain(t) then
     if raw_select("#", ...) == 2 then charge(raw_rawlen(t)) end
-    return table_lib.insert(t, ...)
+    return lib.insert(t, ...)
   end
   if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'insert' (table expected)", 2) end
   -- __len/__index/__newindex may be C functions: shift in Lua, under the hook.
@@ -332,7 +335,7 @@ end
 local function sandbox_remove(t, ...)
   if plain(t) then
     if raw_select("#", ...) > 0 then charge(raw_rawlen(t)) end
-    return table_lib.remove(t, ...)
+    return lib.remove(t, ...)
   end
   if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'remove' (table expected)", 2) end
   local size = #t
@@ -352,7 +355,7 @@ end
 local function sandbox_move(a1, f, e, t, a2)
   -- Moving nils over a huge range allocates nothing and runs no instruction.
   charge(span(m_tointeger(f), m_tointeger(e)))
-  return table_lib.move(a1, f, e, t, a2)
+  return lib.move(a1, f, e, t, a2)
 end
 
 local function sort_cost(n)
@@ -366,7 +369,7 @@ local function sandbox_sort(t, comp)
   if raw_type(t) ~= "table" then raw_error("bad argument #1 to 'sort' (table expected)", 2) end
   if plain(t) then
     charge(sort_cost(raw_rawlen(t)))
-    return table_lib.sort(t, comp)
+    return lib.sort(t, comp)
   end
   -- Read the length once (a stateful __len could change it) and sort a plain copy.
   local n = m_tointeger(#t)
@@ -374,7 +377,7 @@ local function sandbox_sort(t, comp)
   charge(sort_cost(n))
   local copy = {}
   for k = 1, n do copy[k] = t[k] end
-  table_lib.sort(copy, comp)
+  lib.sort(copy, comp)
   for k = 1, n do t[k] = copy[k] end
 end
 
@@ -383,7 +386,7 @@ local function sandbox_unpack(t, i, j)
   local last = j
   if j == nil and raw_type(t) == "table" then last = #t end
   charge(span(first, m_tointeger(last)))
-  return table_lib.unpack(t, i, last)
+  return lib.unpack(t, i, last)
 end
 
 -- ---------------------------------------------------------------------------
@@ -734,43 +737,37 @@ local function log_function(level)
   end
 end
 
-local function host_function(module, fn)
-  local label = module .. "." .. fn
-  return function(...)
-    if tripped then raw_error(LIMIT_ERROR, 0) end
-    local n = raw_select("#", ...)
-    local args = {...}
-    local parts = {}
-    for i = 1, n do
-      local text, err = encode(args[i], max_string, "max_string_bytes")
-      if not text then raw_error(label .. ": argument #" .. i .. ": " .. err, 2) end
-      parts[i] = text
-    end
-    local status, payload = host_call(module, fn, "[" .. t_concat(parts, ",") .. "]")
-    if status == "ok" then
-      local value, err = decode(payload, "host")
-      if err then trip("internal", label .. ": invalid result: " .. err) end
-      return value
-    elseif status == "error" then
-      if payload == MEMERR then payload = MEMERR_BY_SCRIPT end
-      raw_error(payload, 2)
-    elseif status == "oom" then
-      trip("max_memory_bytes")
-    end
-    trip("internal", payload)
+-- Call host function module.fn. Each host function the script sees is a closure
+-- that tail-calls this, so level 2 below is still the script's calling frame.
+local function call_host(module, fn, ...)
+  if tripped then raw_error(LIMIT_ERROR, 0) end
+  local n = raw_select("#", ...)
+  local args = {...}
+  local parts = {}
+  for i = 1, n do
+    local text, err = encode(args[i], max_string, "max_string_bytes")
+    if not text then raw_error(module .. "." .. fn .. ": argument #" .. i .. ": " .. err, 2) end
+    parts[i] = text
   end
+  local status, payload = host_call(module, fn, "[" .. t_concat(parts, ",") .. "]")
+  if status == "ok" then
+    local value, err = decode(payload, "host")
+    if err then trip("internal", module .. "." .. fn .. ": invalid result: " .. err) end
+    return value
+  elseif status == "error" then
+    if payload == MEMERR then payload = MEMERR_BY_SCRIPT end
+    raw_error(payload, 2)
+  elseif status == "oom" then
+    trip("max_memory_bytes")
+  end
+  trip("internal", payload)
 end
 
 -- ---------------------------------------------------------------------------
 -- The script's environment
 
-local function copy(source)
-  local t = {}
-  for k, v in raw_next, source do t[k] = v end
-  return t
-end
-
-local env = {}
+-- The script's globals, filled in below.
+local env
 
 local function sandbox_error(message, level)
   if message == MEMERR then message = MEMERR_BY_SCRIPT end
@@ -792,7 +789,7 @@ local function sandbox_setmetatable(t, mt)
   if raw_type(mt) == "table" and raw_rawget(mt, "__gc") ~= nil then
     raw_error("setmetatable: __gc metamethods are not allowed", 2)
   end
-  return base_lib.setmetatable(t, mt)
+  return lib.setmetatable(t, mt)
 end
 
 local function sandbox_collectgarbage(option)
@@ -816,52 +813,35 @@ local function sandbox_load(...)
   return f, clean(err)
 end
 
-local sandbox_string = copy(string_lib)
-sandbox_string.dump = nil
-sandbox_string.rep = sandbox_rep
-sandbox_string.format = sandbox_format
-sandbox_string.gsub = sandbox_gsub
-sandbox_string.char = sandbox_char
-sandbox_string.pack = sandbox_pack
--- Method calls on strings ("a"):rep(n) must meet the guarded functions too.
-string_metatable.__index = sandbox_string
-
-local sandbox_table = copy(table_lib)
-sandbox_table.concat = sandbox_concat
-sandbox_table.insert = sandbox_insert
-sandbox_table.remove = sandbox_remove
-sandbox_table.move = sandbox_move
-sandbox_table.sort = sandbox_sort
-sandbox_table.unpack = sandbox_unpack
-
-local sandbox_coroutine = copy(coroutine_lib)
-sandbox_coroutine.create = sandbox_create
-sandbox_coroutine.resume = sandbox_resume
-sandbox_coroutine.wrap = sandbox_wrap
-sandbox_coroutine.close = sandbox_close
+-- The script gets this runtime's own library tables (no other run ever sees them),
+-- with the guarded functions in place; method calls on strings ("a"):rep(n) go
+-- through the same string table. Boot code calls only what it captured above.
+string_lib.dump = nil
+string_lib.rep, string_lib.format, string_lib.gsub = sandbox_rep, sandbox_format, sandbox_gsub
+string_lib.char, string_lib.pack = sandbox_char, sandbox_pack
+table_lib.concat, table_lib.insert, table_lib.remove = sandbox_concat, sandbox_insert, sandbox_remove
+table_lib.move, table_lib.sort, table_lib.unpack = sandbox_move, sandbox_sort, sandbox_unpack
+coroutine_lib.create, coroutine_lib.resume = sandbox_create, sandbox_resume
+coroutine_lib.wrap, coroutine_lib.close = sandbox_wrap, sandbox_close
 
 local log = {info = log_function("info"), warn = log_function("warn"), error = log_function("error")}
-
-env.string = sandbox_string
-env.table = sandbox_table
-env.math = copy(math_lib)
-env.utf8 = copy(utf8_lib)
-env.coroutine = sandbox_coroutine
 -- CPU seconds of this execution: the process's own clock would tell a script how
 -- busy the executor was with other apps' runs.
 local clock_base = 0
-env.os = {time = os_time, date = os_date, clock = function() return os_clock() - clock_base end}
-env.json = {encode = json_encode, decode = json_decode, null = null}
-env.log = log
-env.print = log.info
-env.pairs, env.ipairs, env.next, env.select = raw_pairs, raw_ipairs, raw_next, raw_select
-env.type, env.tostring, env.tonumber = raw_type, raw_tostring, raw_tonumber
-env.rawget, env.rawset, env.rawequal, env.rawlen = raw_rawget, raw_rawset, raw_rawequal, raw_rawlen
-env.getmetatable, env.setmetatable = raw_getmetatable, sandbox_setmetatable
-env.pcall, env.xpcall, env.error, env.assert = sandbox_pcall, sandbox_xpcall, sandbox_error, sandbox_assert
-env.unpack = sandbox_unpack
-env.load = sandbox_load
-env.collectgarbage = sandbox_collectgarbage
+
+-- One constructor, so the table is made at its final size.
+env = {
+  string = string_lib, table = table_lib, math = math_lib, utf8 = utf8_lib, coroutine = coroutine_lib,
+  os = {time = os_time, date = os_date, clock = function() return os_clock() - clock_base end},
+  json = {encode = json_encode, decode = json_decode, null = null},
+  log = log, print = log.info,
+  pairs = raw_pairs, ipairs = raw_ipairs, next = raw_next, select = raw_select,
+  type = raw_type, tostring = raw_tostring, tonumber = raw_tonumber,
+  rawget = raw_rawget, rawset = raw_rawset, rawequal = raw_rawequal, rawlen = raw_rawlen,
+  getmetatable = raw_getmetatable, setmetatable = sandbox_setmetatable,
+  pcall = sandbox_pcall, xpcall = sandbox_xpcall, error = sandbox_error, assert = sandbox_assert,
+  unpack = sandbox_unpack, load = sandbox_load, collectgarbage = sandbox_collectgarbage,
+}
 
 -- ---------------------------------------------------------------------------
 -- Hide the real globals and modules: only the closures above keep what they need.
@@ -997,7 +977,11 @@ function api.setup(instructions, depth, string_bytes, table_entries, output_byte
     for line in s_gmatch(host_spec, "[^\n]+") do
       local name, module = nil, {}
       for word in s_gmatch(line, "[^ ]+") do
-        if name == nil then name = word else module[word] = host_function(name, word) end
+        if name == nil then
+          name = word
+        else
+          module[word] = function(...) return call_host(name, word, ...) end
+        end
       end
       env[name] = module
     end
