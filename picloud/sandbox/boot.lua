@@ -606,7 +606,6 @@ end
 -- Decode JSON text. Modes differ in what null becomes:
 --   "script"  json.null everywhere (json.decode; the text must be UTF-8)
 --   "host"    nil at the top, json.null inside tables (host function results)
---   "globals" nil at the top and for object members, json.null in arrays (job globals)
 local function decode(text, mode)
   if mode == "script" and not utf8_len(text) then return nil, "invalid UTF-8" end
   charge(#text // 16)
@@ -671,7 +670,7 @@ local function decode(text, mode)
         if raw_rawequal(value, NULL_MARK) then
           if frame.array then
             frame.t[n] = null
-          elseif mode ~= "globals" then
+          else
             frame.t[frame.key] = null
           end
         elseif frame.array then
@@ -962,8 +961,10 @@ local function note_error_line(e)
 end
 
 -- Prepare the one execution of this runtime: limits, host modules, globals, source.
+-- The globals arrive as a table the executor built (runtime.py), with what
+-- decoding them would have cost the script.
 function api.setup(instructions, depth, string_bytes, table_entries, output_bytes,
-                   chunk_name, source, globals_json, host_spec)
+                   chunk_name, source, globals, globals_cost, host_spec)
   max_instructions, max_call_depth = instructions, depth
   max_string, max_entries, max_output = string_bytes, table_entries, output_bytes
   -- getinfo(level) finds a frame only when the stack is deeper than the limit:
@@ -972,6 +973,7 @@ function api.setup(instructions, depth, string_bytes, table_entries, output_byte
   main_probe = max_call_depth + 4
   chunk_source = "=" .. chunk_name
   local ok, err = raw_pcall(function()
+    charge(globals_cost)
     -- One line per host module: its name, then its functions, separated by spaces
     -- (identifiers checked by the pool).
     for line in s_gmatch(host_spec, "[^\n]+") do
@@ -985,9 +987,7 @@ function api.setup(instructions, depth, string_bytes, table_entries, output_byte
       end
       env[name] = module
     end
-    local globals, reason = decode(globals_json, "globals")
-    if reason then trip("internal", "globals: " .. reason) end
-    for name, value in raw_next, globals or {} do env[name] = value end
+    for name, value in raw_next, globals do env[name] = value end
   end)
   if tripped then return api.report() end
   if not ok then return "internal", describe(err) end
@@ -1045,5 +1045,6 @@ api.sethook = debug_sethook
 -- little garbage boot left counts in the baseline, not against the script.
 baseline_kb = raw_collectgarbage("count")
 peak_kb = baseline_kb
--- As separate values: one crossing for the executor instead of a lookup per entry point.
-return api.setup, api.run, api.report, api.usage, api.sethook
+-- As separate values: one crossing for the executor instead of a lookup per entry
+-- point; json.null for the tables of the job's globals.
+return api.setup, api.run, api.report, api.usage, api.sethook, null

@@ -9,7 +9,9 @@ Python bridge, the two callbacks boot.lua receives are hidden in its closures, a
 everything crossing the boundary is bytes, numbers, booleans or nil.
 """
 import functools
+import json
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -30,6 +32,9 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # an allocation failure outside a protected call would abort the process.
 _PUSH_HEADROOM = 64 * 1024
 _COMPILE_MEMORY = 256 * 1024 * 1024
+# How deep the tables of a job's globals may nest (a request's JSON body among them).
+MAX_GLOBALS_DEPTH = 256
+_INT64 = range(-(2**63), 2**63)
 
 _LIMIT_MESSAGES = {
     "max_instructions": "the script ran more than {} Lua instructions (max_instructions)",
@@ -165,7 +170,7 @@ class LuaSandbox:
         self._lua = _new_runtime()
         load = self._lua.globals()[b"load"]
         boot = load(_boot_chunk(), b"=[sandbox]", b"b")
-        self._setup, self._run, self._report, self._usage, self._sethook = boot(
+        self._setup, self._run, self._report, self._usage, self._sethook, self._null = boot(
             self._bridge.log, self._bridge.call
         )
         # What the booted runtime itself uses; each script gets its knob on top.
@@ -189,10 +194,17 @@ class LuaSandbox:
     def _execute(self, job, globals_json):
         limits = job["limits"]
         chunk = chunk_name_of(job["chunk_name"])
+        try:
+            globals_table = _GlobalsConverter(self._lua, self._null, limits).convert(globals_json)
+        except _GlobalsRefused as refused:
+            return self._finish(refused.outcome, chunk, limits)
         prepared = _values(self._setup(
             limits["max_instructions"], limits["max_call_depth"], limits["max_string_bytes"],
             limits["max_table_entries"], limits["max_output_bytes"],
-            chunk, _source_bytes(job["source"]), globals_json, _host_spec(job["host_api"]),
+            chunk, _source_bytes(job["source"]), globals_table,
+            # What decoding the JSON in Lua would cost, charged to the script as before.
+            len(globals_json) // 16,
+            _host_spec(job["host_api"]),
         ))
         kind = prepared[0]
         if kind == b"compile_error":
@@ -241,6 +253,93 @@ class LuaSandbox:
             return _result(Status.LIMIT_EXCEEDED, error=_error(message, line), limit=knob, usage=usage), b""
         detail = returned[1] if len(returned) > 1 and isinstance(returned[1], bytes) else b""
         return internal_error(detail.decode("utf-8", "replace") or "the sandbox failed", usage), b""
+
+
+class _GlobalsRefused(Exception):
+    """Job globals the sandbox cannot take; ``outcome`` is what boot.lua would report."""
+
+    def __init__(self, kind, detail):
+        super().__init__(detail)
+        self.outcome = (kind.encode("ascii"), detail.encode("utf-8", "replace"))
+
+
+class _GlobalsConverter:
+    """Turn a job's globals (JSON text from the pool) into Lua tables.
+
+    Far cheaper than decoding the JSON in Lua. Only bytes, int, float, bool and
+    the tables made here are handed to lupa: anything else would reach Lua as a
+    Python object (SANDBOX.md). Bounded as everything entering the sandbox:
+    strings by max_string_bytes, tables by max_table_entries and nesting by
+    MAX_GLOBALS_DEPTH (never lupa's own recursive conversion). ``None`` is absent
+    from an object and json.null in an array; raw bytes come back byte for byte.
+    """
+
+    def __init__(self, lua, null, limits):
+        self._table_from = lua.table_from
+        self._null = null
+        self._max_string = limits["max_string_bytes"]
+        self._max_entries = limits["max_table_entries"]
+
+    def convert(self, text):
+        try:
+            value = json.loads(text.decode("utf-8", "surrogateescape"))
+        except (ValueError, RecursionError) as exc:
+            raise _GlobalsRefused("internal", f"globals: {exc}") from None
+        if not isinstance(value, dict):
+            raise _GlobalsRefused("internal", "globals: not an object")
+        return self._object(value, 1)
+
+    def _object(self, items, depth):
+        self._check_size(items, depth)
+        table = {}
+        for key, value in items.items():
+            key = self._string(key)
+            if value is not None:
+                table[key] = self._value(value, depth)
+        return self._table_from(table)
+
+    def _array(self, items, depth):
+        self._check_size(items, depth)
+        null = self._null
+        return self._table_from([null if item is None else self._value(item, depth) for item in items])
+
+    def _check_size(self, container, depth):
+        if depth > MAX_GLOBALS_DEPTH:
+            raise _GlobalsRefused("internal", f"globals: nested deeper than {MAX_GLOBALS_DEPTH}")
+        if len(container) > self._max_entries:
+            raise _GlobalsRefused("limit", "max_table_entries")
+
+    def _value(self, value, depth):
+        kind = type(value)
+        if kind is str:
+            return self._string(value)
+        if kind is dict:
+            return self._object(value, depth + 1)
+        if kind is list:
+            return self._array(value, depth + 1)
+        if kind is bool:
+            return value
+        if kind is int and value in _INT64:
+            return value
+        if kind is int or kind is float:
+            # Beyond 64 bits an integer becomes a float, as Lua reads its text.
+            try:
+                value = float(value)
+            except OverflowError:
+                value = math.inf
+            if math.isfinite(value):
+                return value
+            raise _GlobalsRefused("internal", "globals: number out of range")
+        raise _GlobalsRefused("internal", f"globals: a {kind.__name__} is not a JSON value")
+
+    def _string(self, text):
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise _GlobalsRefused("internal", "globals: invalid string") from None
+        if len(raw) > self._max_string:
+            raise _GlobalsRefused("limit", "max_string_bytes")
+        return raw
 
 
 def _values(returned):
