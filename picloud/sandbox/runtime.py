@@ -22,6 +22,7 @@ from .outcome import CompileError, Status
 log = logging.getLogger(__name__)
 
 BOOT_SOURCE = Path(__file__).with_name("boot.lua").read_bytes()
+JSON_SOURCE = Path(__file__).with_name("json.lua").read_bytes()
 LUA_VERSION = "Lua %d.%d" % lupa.LUA_VERSION
 
 # Lua copies at most 59 bytes of a chunk name into error messages.
@@ -140,26 +141,21 @@ class _Bridge:
         return limit == 0 or limit - runtime.get_memory_used() > size + _PUSH_HEADROOM
 
 
-_boot_bytecode = None
+@functools.cache
+def _bytecode(source):
+    """Return a sandbox Lua file compiled to bytecode, made once per process.
 
-
-def _boot_chunk():
-    """Return boot.lua compiled to Lua bytecode, made once per process.
-
-    Parsing boot.lua is most of a runtime's boot time. This bytecode is produced
-    here, by this process's own Lua, from the packaged source: the only binary
-    chunk the sandbox ever loads (scripts can load text only). It is stripped of
-    debug info, which halves its load time; boot.lua is written to need none.
+    Parsing boot.lua is most of a runtime's boot time. Its bytecode and json.lua's
+    are produced here, by this process's own Lua, from the packaged sources: the
+    only binary chunks the sandbox ever loads (scripts can load text only). They
+    are stripped of debug info, which halves their load time; the files are
+    written to need none.
     """
-    global _boot_bytecode
-    if _boot_bytecode is None:
-        compiler = _new_runtime()
-        _boot_bytecode = compiler.execute(
-            b"local source = ...\n"
-            b"return string.dump(assert(load(source, '=[sandbox]', 't')), true)",
-            BOOT_SOURCE,
-        )
-    return _boot_bytecode
+    return _new_runtime().execute(
+        b"local source = ...\n"
+        b"return string.dump(assert(load(source, '=[sandbox]', 't')), true)",
+        source,
+    )
 
 
 class LuaSandbox:
@@ -169,9 +165,9 @@ class LuaSandbox:
         self._bridge = _Bridge()
         self._lua = _new_runtime()
         load = self._lua.globals()[b"load"]
-        boot = load(_boot_chunk(), b"=[sandbox]", b"b")
+        boot = load(_bytecode(BOOT_SOURCE), b"=[sandbox]", b"b")
         self._setup, self._run, self._report, self._usage, self._sethook, self._null = boot(
-            self._bridge.log, self._bridge.call
+            self._bridge.log, self._bridge.call, _bytecode(JSON_SOURCE)
         )
         # What the booted runtime itself uses; each script gets its knob on top.
         self._boot_memory = self._lua.get_memory_used()
