@@ -131,10 +131,10 @@ class ExecutionLogWriter:
         # the same row twice in one statement).
         rows = list({r["id"]: _row(r) for r in batch}.values())
         try:
-            with db.atomic():
-                # One prepared statement for the whole batch: building a multi-row
-                # INSERT through the query builder cost about a millisecond a row.
-                db.cursor().executemany(_upsert_sql(), rows)
+            # One multi-row statement for the whole batch, written by hand: building it
+            # through the query builder cost about a millisecond a row, and psycopg's
+            # executemany (a pipeline of one statement per row) several times the CPU.
+            db.execute_sql(_upsert_sql(len(rows)), [value for row in rows for value in row])
         except Exception:
             self._pending.extendleft(reversed(batch))
             raise
@@ -189,16 +189,17 @@ def _json(value):
     return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _upsert_sql():
-    """Return the INSERT ... ON CONFLICT statement for one execution row."""
+def _upsert_sql(count):
+    """Return the INSERT ... ON CONFLICT statement for ``count`` execution rows."""
     columns = ", ".join(f'"{field}"' for field in Execution.FIELDS)
-    values = ", ".join([db.param] * len(Execution.FIELDS))
+    row = "(" + ", ".join([db.param] * len(Execution.FIELDS)) + ")"
+    values = ", ".join([row] * count)
     # queued_at is the listing's sort key: keep the first one, so a row does not move
     # between pages while it goes from queued to finished.
     kept = ("id", "queued_at")
     updates = ", ".join(f'"{field}" = excluded."{field}"' for field in Execution.FIELDS if field not in kept)
     return (
-        f'INSERT INTO "{Execution._meta.table_name}" ({columns}) VALUES ({values}) '
+        f'INSERT INTO "{Execution._meta.table_name}" ({columns}) VALUES {values} '
         f'ON CONFLICT ("id") DO UPDATE SET {updates}'
     )
 
