@@ -8,9 +8,8 @@ once the standard library is patched, so a slow query never blocks other greenle
 import contextlib
 import fcntl
 import logging
-from pathlib import Path
-
 import select
+from pathlib import Path
 
 import peewee
 from playhouse.postgres_ext import Psycopg3Database

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 import requests
 
 from tests.conftest import ADMIN_PASSWORD
@@ -83,7 +84,7 @@ def test_workers_starting_together_make_one_default_app(tmp_path):
 
 def test_a_pooled_connection_the_server_closed_is_replaced_on_borrow(tmp_path):
     if backend() != "postgres":
-        return  # only the PostgreSQL pool keeps connections between requests
+        pytest.skip("only the PostgreSQL pool keeps connections between requests")
     from picloud.db import make_database
 
     with temporary_database(tmp_path) as url:
