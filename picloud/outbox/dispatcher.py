@@ -96,9 +96,9 @@ class Dispatcher:
 
     def start(self):
         self._stopping = False
-        # A claim never takes more events than the gate has free slots, so one runner
-        # per slot means a claimed event never waits for a runner. Runners are
-        # long-lived so each keeps its database connection from one event to the next.
+        # One runner per gate slot, taking claimed events from the queue in order.
+        # Runners are long-lived so each keeps its database connection from one
+        # event to the next.
         self._runners = [gevent.spawn(self._runner) for _ in range(self.settings.executor_processes)]
         self._greenlet = gevent.spawn(self._run)
         if is_postgres():
