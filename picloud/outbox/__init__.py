@@ -77,25 +77,35 @@ def data_event_rows(app_id, kind, op, payload, triggers, trigger_depth, parent_e
     event = {"kind": kind, "op": op, **payload}
     event.setdefault("at", isoformat(now))
     return [
-        {
-            "id": str(uuid.uuid4()),
-            "app_id": app_id,
-            "kind": kind,
-            "trigger_id": trigger.id,
-            "script_id": trigger.script_id,
-            "payload": event,
-            "principal": {"user_id": trigger.registered_by, "username": trigger.registered_by_name},
-            "retry": trigger.retry,
-            "trigger_depth": trigger_depth + 1,
-            "parent_execution_id": parent_execution_id,
-            "execution_id": str(uuid.uuid4()),
-            "attempt": 1,
-            "queued_at": now,
-            "available_at": now,
-            "created_at": now,
-        }
+        first_attempt_row(
+            app_id, kind, trigger.id, trigger.script_id, event,
+            {"user_id": trigger.registered_by, "username": trigger.registered_by_name},
+            trigger.retry, trigger_depth + 1, parent_execution_id, now,
+        )
         for trigger in triggers
     ]
+
+
+def first_attempt_row(app_id, kind, trigger_id, script_id, payload, principal, retry,
+                      trigger_depth, parent_execution_id, now):
+    """Return the outbox row (a dict by column) of an event's first attempt, due now."""
+    return {
+        "id": str(uuid.uuid4()),
+        "app_id": app_id,
+        "kind": kind,
+        "trigger_id": trigger_id,
+        "script_id": script_id,
+        "payload": payload,
+        "principal": principal,
+        "retry": retry,
+        "trigger_depth": trigger_depth,
+        "parent_execution_id": parent_execution_id,
+        "execution_id": str(uuid.uuid4()),
+        "attempt": 1,
+        "queued_at": now,
+        "available_at": now,
+        "created_at": now,
+    }
 
 
 # Every data mutation with a listening trigger runs the insert, so it is plain SQL:

@@ -10,7 +10,7 @@ import uuid
 
 from picloud.errors import Conflict, ValidationFailed
 from picloud.models import DeadLetter, OutboxEvent, Script, Trigger, utcnow
-from picloud.outbox import announce, insert_events
+from picloud.outbox import announce, first_attempt_row, insert_events
 from picloud.outbox.claims import write_transaction
 from picloud.outbox.retry import validate_retry
 
@@ -82,28 +82,13 @@ def fire_handlers(dead_letter, *, parent_execution_id=None):
         return 0
     now = utcnow()
     payload = handler_event(dead_letter)
-    insert_events(
-        [
-            {
-                "id": str(uuid.uuid4()),
-                "app_id": dead_letter.app_id,
-                "kind": "dead_letter",
-                "trigger_id": handler.id,
-                "script_id": handler.script_id,
-                "payload": payload,
-                "principal": handler.principal,
-                "retry": None,
-                "trigger_depth": dead_letter.trigger_depth + 1,
-                "parent_execution_id": parent_execution_id,
-                "execution_id": str(uuid.uuid4()),
-                "attempt": 1,
-                "queued_at": now,
-                "available_at": now,
-                "created_at": now,
-            }
-            for handler in handlers
-        ]
-    )
+    insert_events([
+        first_attempt_row(
+            dead_letter.app_id, "dead_letter", handler.id, handler.script_id, payload,
+            handler.principal, None, dead_letter.trigger_depth + 1, parent_execution_id, now,
+        )
+        for handler in handlers
+    ])
     return len(handlers)
 
 
