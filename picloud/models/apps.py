@@ -335,7 +335,8 @@ class Execution(BaseModel):
 
 
 class ConfigVersion(BaseModel):
-    """A single counter bumped with every change of domains, routes or scripts.
+    """A single counter bumped with every configuration change (domains, routes, scripts,
+    triggers, apps).
 
     Other processes sharing a SQLite database compare it to notice changes; on
     PostgreSQL they are told at once by ``NOTIFY`` and the counter is the fallback.
@@ -352,7 +353,9 @@ class ConfigVersion(BaseModel):
 
     @classmethod
     def current(cls):
-        row = cls.select(cls.version).where(cls.id == 1).tuples().first()
+        # Plain SQL: on SQLite every data mutation reads it (routing/cache.py), and
+        # building the query costs more than running it.
+        row = cls._meta.database.execute_sql("SELECT version FROM config_version WHERE id = 1").fetchone()
         return row[0] if row else 0
 
 
