@@ -4,8 +4,13 @@ Both run under ``gunicorn -c gunicorn.conf.py`` with the same settings and are l
 by the same client (Debian's ``wrk``, 32 connections, a fixed duration). Prints
 requests per second, p50 and p99 for each, and the ratios DESIGN.md sets as targets:
 PiCloud ≥ 60% of the bare view's requests per second, p99 ≤ bare p99 + 10 ms.
-A third target, the bare view running the script in the executor pool and nothing
-else (``bench/pool_app.py``), shows how much of the gap the sandbox itself accounts for.
+Three references between the two show where the gap comes from, each a bare view
+running the hello script in a pool of child processes:
+
+- ``lupa-only``: a fresh bare lupa runtime per request behind the smallest possible
+  pool (``bench/reference_pools.py``): the floor of a process pool itself;
+- ``sandbox-only``: the same pool, with PiCloud's hardened sandbox in the child;
+- ``pool-only``: PiCloud's executor pool and nothing else (``bench/pool_app.py``).
 
     python bench/http.py [--duration 15] [--connections 32] [--database-url URL]
 """
@@ -90,6 +95,8 @@ def _latency_ms(text):
 
 TARGETS = (
     ("bare", "bench.bare_app:app"),
+    ("lupa-only", "bench.reference_pools:create('lupa_only')"),
+    ("sandbox-only", "bench.reference_pools:create('sandbox_only')"),
     ("pool-only", "bench.pool_app:app"),
     ("picloud", "app:app"),
 )
@@ -132,14 +139,17 @@ def main():
             process.wait(30)
     results = {name: _combine(measured) for name, measured in runs.items()}
 
-    print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    print(f"{'':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for name, (rps, p50, p99, errors) in results.items():
-        print(f"{name:10} {rps:10.0f} {p50:8.2f} {p99:8.2f} {errors:8d}")
+        print(f"{name:12} {rps:8.0f} {p50:8.2f} {p99:8.2f} {errors:8d}")
     bare, pool, picloud = results["bare"], results["pool-only"], results["picloud"]
     print("per round, picloud / bare: " + "  ".join(
         f"{p[0] / b[0]:.2f}" for p, b in zip(runs["picloud"], runs["bare"])
     ))
-    print(f"pool-only / bare: {pool[0] / bare[0]:.2f}   picloud / pool-only: {picloud[0] / pool[0]:.2f}")
+    print("against bare: " + "   ".join(
+        f"{name} {results[name][0] / bare[0]:.2f}" for name, _ in TARGETS[1:]
+    ))
+    print(f"picloud / pool-only: {picloud[0] / pool[0]:.2f}")
     ratio = picloud[0] / bare[0]
     p99_delta = picloud[2] - bare[2]
     print(f"ratio req/s: {ratio:.2f} (target >= 0.60)   p99 delta: {p99_delta:+.2f} ms (target <= +10 ms)")
