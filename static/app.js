@@ -15,7 +15,8 @@ document.addEventListener("htmx:responseError", (event) => {
   const xhr = event.detail.xhr;
   let message = `${xhr.status} ${xhr.statusText}`;
   const page = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
-  const detail = page.querySelector("main p");
+  // An htmx request gets the error as a lone alert; a whole error page has it in <main>.
+  const detail = page.querySelector("[role=alert], main p");
   if (detail && detail.textContent.trim()) message += `: ${detail.textContent.trim()}`;
   let banner = document.getElementById("request-error");
   if (!banner) {

@@ -73,6 +73,16 @@ def render_partial_or_page(page, partial, **context):
     return render_template(partial if request.htmx else page, **context)
 
 
+@bp.after_request
+def vary_on_htmx(response):
+    """Tell caches that a page and its htmx partial share a URL but not a body.
+
+    Without it a browser may show a cached partial as the whole page (on Back, say).
+    """
+    response.vary.add("HX-Request")
+    return response
+
+
 def init_app(app):
     from picloud.dashboard import account, auth, users  # noqa: F401  (registers the views)
     from picloud.dashboard import apps, domains, logs, routes, scripts, settings  # noqa: F401
