@@ -6,13 +6,30 @@ user of the ``Authorization: Bearer`` token.
 import base64
 import functools
 import json
+import re
 
 from flask import Blueprint, g, request
+from werkzeug.routing import IntegerConverter
 
 from picloud.auth import capabilities_of, user_for_token
 from picloud.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed
+from picloud.manager import is_id
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+class IdConverter(IntegerConverter):
+    """An object id in a URL: a number too large to be one matches no rule (404).
+
+    The bound is in the pattern, not a ``max``: werkzeug checks the method before it
+    converts, so a failed conversion could answer 405 instead of 404.
+    """
+
+    regex = r"\d{1,18}"  # every 18-digit number is below MAX_ID
+
+
+# Registered before any view module adds a rule that names it.
+bp.record(lambda state: state.app.url_map.converters.setdefault("id", IdConverter))
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -45,12 +62,19 @@ def requires(capability):
     return decorator
 
 
+# A \uD800-\uDFFF escape: half of a surrogate pair, or a lone surrogate, which is no
+# character and could not be stored as UTF-8.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def json_body(*, require_object=True):
     """Return the request's JSON body, or raise 400 bad_request."""
     raw = request.get_data(cache=True)
     try:
         body = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError):
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(body, ensure_ascii=False).encode("utf-8")  # fails on a lone surrogate
+    except (UnicodeError, ValueError):
         raise BadRequest("The request body is not valid JSON.") from None
     if require_object and not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
@@ -85,11 +109,13 @@ def decode_cursor(raw):
 
 
 def paginate(query, key, *, descending=False):
-    """Return (rows, next_cursor) for a query paged by a unique, ordered column."""
+    """Return (rows, next_cursor) for a query paged by its integer id column ``key``."""
     limit = limit_arg()
     cursor = request.args.get("cursor")
     if cursor:
         after = decode_cursor(cursor)
+        if not is_id(after):
+            raise ValidationFailed("cursor", "cursor is not valid.")
         query = query.where(key < after if descending else key > after)
     rows = list(query.order_by(key.desc() if descending else key).limit(limit + 1))
     more = len(rows) > limit

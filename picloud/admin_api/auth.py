@@ -45,7 +45,7 @@ def list_tokens():
     return {"tokens": [t.to_dict() for t in tokens], "next_cursor": next_cursor}
 
 
-@bp.delete("/auth/tokens/<int:token_id>")
+@bp.delete("/auth/tokens/<id:token_id>")
 def revoke_token(token_id):
     """Revoke one of the caller's own API tokens."""
     g.user = authenticate_bearer()

@@ -3,6 +3,7 @@ from flask import request
 
 from picloud.admin_api import bp, json_body, paginate, requires
 from picloud.errors import BadRequest, NotFound, ValidationFailed
+from picloud.manager import reject_unknown
 from picloud.manager.apps import resolve_app
 from picloud.models import DeadLetter
 from picloud.outbox.dead_letters import discard, replay, replay_many
@@ -32,21 +33,21 @@ def list_dead_letters(id_or_slug):
     return {"dead_letters": [d.to_dict() for d in dead_letters], "next_cursor": next_cursor}
 
 
-@bp.get("/admin/dead-letters/<int:dead_letter_id>")
+@bp.get("/admin/dead-letters/<id:dead_letter_id>")
 @requires("read")
 def show_dead_letter(dead_letter_id):
     """Show a dead letter."""
     return get_dead_letter(dead_letter_id).to_dict()
 
 
-@bp.post("/admin/dead-letters/<int:dead_letter_id>:replay")
+@bp.post("/admin/dead-letters/<id:dead_letter_id>:replay")
 @requires("dead_letters.manage")
 def replay_dead_letter(dead_letter_id):
     """Queue a dead letter's event again with the same event id and a fresh attempt count."""
     return replay(get_dead_letter(dead_letter_id)).to_dict()
 
 
-@bp.post("/admin/dead-letters/<int:dead_letter_id>:discard")
+@bp.post("/admin/dead-letters/<id:dead_letter_id>:discard")
 @requires("dead_letters.manage")
 def discard_dead_letter(dead_letter_id):
     """Mark a dead letter discarded."""
@@ -63,4 +64,5 @@ def replay_dead_letters(id_or_slug):
         body = {}
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
+    reject_unknown(body, ("ids",))
     return {"replayed": replay_many(app, body.get("ids"))}

@@ -25,7 +25,7 @@ def claim_domain(id_or_slug):
     return add_domain(app, body.get("pattern")).to_dict(), 201
 
 
-@bp.delete("/admin/apps/<id_or_slug>/domains/<int:domain_id>")
+@bp.delete("/admin/apps/<id_or_slug>/domains/<id:domain_id>")
 @requires("domains.manage")
 def release_domain(id_or_slug, domain_id):
     """Release one of the app's claims."""

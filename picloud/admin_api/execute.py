@@ -11,7 +11,7 @@ from picloud.routing.traffic import request_table, run_sync
 _PRIVATE_HEADERS = ("authorization", "cookie")
 
 
-@bp.post("/execute/<int:script_id>")
+@bp.post("/execute/<id:script_id>")
 @requires("scripts.execute")
 def execute(script_id):
     """Run a script now with this call's JSON body as ``request.json``."""

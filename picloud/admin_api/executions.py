@@ -6,6 +6,7 @@ from flask import request
 from picloud import executions
 from picloud.admin_api import bp, decode_cursor, encode_cursor, limit_arg, requires
 from picloud.errors import NotFound, ValidationFailed
+from picloud.manager import is_id
 from picloud.manager.apps import resolve_app
 from picloud.models import Execution
 
@@ -23,8 +24,8 @@ def list_executions(id_or_slug):
     app = resolve_app(id_or_slug)
     script_id = request.args.get("script_id") or None
     if script_id is not None:
-        if not script_id.isascii() or not script_id.isdigit():
-            raise ValidationFailed("script_id", "script_id must be an integer.")
+        if not script_id.isascii() or not script_id.isdigit() or not is_id(int(script_id)):
+            raise ValidationFailed("script_id", "script_id must be a script id.")
         script_id = int(script_id)
     status = _choice("status", STATUSES)
     source = _choice("source", SOURCES)

@@ -28,21 +28,21 @@ def add_route(id_or_slug):
     return create_route(resolve_app(id_or_slug), json_body()).to_dict(), 201
 
 
-@bp.get("/admin/routes/<int:route_id>")
+@bp.get("/admin/routes/<id:route_id>")
 @requires("read")
 def show_route(route_id):
     """Show a route."""
     return get_route(route_id).to_dict()
 
 
-@bp.patch("/admin/routes/<int:route_id>")
+@bp.patch("/admin/routes/<id:route_id>")
 @requires("routes.manage")
 def change_route(route_id):
     """Change a route."""
     return update_route(get_route(route_id), json_body()).to_dict()
 
 
-@bp.delete("/admin/routes/<int:route_id>")
+@bp.delete("/admin/routes/<id:route_id>")
 @requires("routes.manage")
 def remove_route(route_id):
     """Delete a route."""

@@ -3,7 +3,7 @@ from flask import g, request
 
 from picloud.admin_api import bp, json_body, paginate, requires
 from picloud.errors import NotFound, ValidationFailed
-from picloud.manager.apps import resolve_app
+from picloud.manager.apps import FormerSlug, resolve_app
 from picloud.manager.scripts import (
     create_script,
     delete_script,
@@ -46,24 +46,26 @@ def add_script():
         app = resolve_app(app_id)
     except NotFound:
         raise ValidationFailed("app_id", "No such app.") from None
+    except FormerSlug as exc:
+        raise ValidationFailed("app_id", f"{exc.slug!r} is a former slug; the app is now {exc.app.slug!r}.") from None
     return create_script(app, body, g.user).to_dict(), 201
 
 
-@bp.get("/admin/scripts/<int:script_id>")
+@bp.get("/admin/scripts/<id:script_id>")
 @requires("read")
 def show_script(script_id):
     """Show a script with its source."""
     return get_script(script_id).to_dict()
 
 
-@bp.patch("/admin/scripts/<int:script_id>")
+@bp.patch("/admin/scripts/<id:script_id>")
 @requires("scripts.manage")
 def change_script(script_id):
     """Change a script; a new source becomes a new version."""
     return update_script(get_script(script_id), json_body(), g.user).to_dict()
 
 
-@bp.delete("/admin/scripts/<int:script_id>")
+@bp.delete("/admin/scripts/<id:script_id>")
 @requires("scripts.manage")
 def remove_script(script_id):
     """Delete a script no route or trigger uses."""
@@ -71,21 +73,21 @@ def remove_script(script_id):
     return "", 204
 
 
-@bp.get("/admin/scripts/<int:script_id>/versions")
+@bp.get("/admin/scripts/<id:script_id>/versions")
 @requires("read")
 def list_versions(script_id):
     """List a script's versions, newest first."""
     return {"versions": [v.to_dict() for v in script_versions(get_script(script_id))]}
 
 
-@bp.get("/admin/scripts/<int:script_id>/versions/<int:n>")
+@bp.get("/admin/scripts/<id:script_id>/versions/<id:n>")
 @requires("read")
 def show_version(script_id, n):
     """Show one version with its source."""
     return script_version(get_script(script_id), n).to_dict(with_source=True)
 
 
-@bp.post("/admin/scripts/<int:script_id>/versions/<int:n>:restore")
+@bp.post("/admin/scripts/<id:script_id>/versions/<id:n>:restore")
 @requires("scripts.manage")
 def restore_script_version(script_id, n):
     """Make an old version's source the current one (as a new version)."""

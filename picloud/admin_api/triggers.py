@@ -30,21 +30,21 @@ def add_trigger(id_or_slug, kind):
     return create_trigger(resolve_app(id_or_slug), kind, json_body(), g.user).to_dict(), 201
 
 
-@bp.get("/admin/triggers/<int:trigger_id>")
+@bp.get("/admin/triggers/<id:trigger_id>")
 @requires("read")
 def show_trigger(trigger_id):
     """Show a trigger."""
     return get_trigger(trigger_id).to_dict()
 
 
-@bp.patch("/admin/triggers/<int:trigger_id>")
+@bp.patch("/admin/triggers/<id:trigger_id>")
 @requires("triggers.manage")
 def change_trigger(trigger_id):
     """Change a trigger's script, glob, ops, retry policy or enabled flag."""
     return update_trigger(get_trigger(trigger_id), json_body()).to_dict()
 
 
-@bp.delete("/admin/triggers/<int:trigger_id>")
+@bp.delete("/admin/triggers/<id:trigger_id>")
 @requires("triggers.manage")
 def remove_trigger(trigger_id):
     """Delete a trigger and its events still waiting to run."""

@@ -2,6 +2,7 @@
 from picloud.admin_api import bp, json_body, paginate, requires
 from picloud.auth import create_user, delete_user, update_user
 from picloud.errors import NotFound, ValidationFailed
+from picloud.manager import reject_unknown
 from picloud.models import User
 
 _EDITABLE = ("username", "password", "role")
@@ -27,30 +28,32 @@ def list_users():
 def create():
     """Create a user."""
     body = json_body()
+    reject_unknown(body, _EDITABLE)
     user = create_user(body.get("username"), body.get("password"), body.get("role", "developer"))
     return user.to_dict(), 201
 
 
-@bp.get("/admin/users/<int:user_id>")
+@bp.get("/admin/users/<id:user_id>")
 @requires("users.manage")
 def show(user_id):
     """Show one user."""
     return _get_user(user_id).to_dict()
 
 
-@bp.patch("/admin/users/<int:user_id>")
+@bp.patch("/admin/users/<id:user_id>")
 @requires("users.manage")
 def update(user_id):
     """Change a user's username, password or role."""
     body = json_body()
-    unknown = sorted(set(body) - set(_EDITABLE))
-    if unknown:
-        raise ValidationFailed(unknown[0], f"Unknown field {unknown[0]!r}.")
+    reject_unknown(body, _EDITABLE)
+    for field in _EDITABLE:
+        if field in body and body[field] is None:
+            raise ValidationFailed(field, f"{field} cannot be null.")
     user = update_user(_get_user(user_id), **{k: body[k] for k in _EDITABLE if k in body})
     return user.to_dict()
 
 
-@bp.delete("/admin/users/<int:user_id>")
+@bp.delete("/admin/users/<id:user_id>")
 @requires("users.manage")
 def delete(user_id):
     """Delete a user and revoke their tokens."""

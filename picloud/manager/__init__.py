@@ -8,6 +8,9 @@ from flask import current_app
 
 from picloud.errors import ValidationFailed
 
+# The largest integer a database id column holds; a larger number names no object.
+MAX_ID = 2**63 - 1
+
 
 def settings():
     """Return the running app's Settings."""
@@ -31,6 +34,11 @@ def bool_field(field, value, *, default=False):
     if not isinstance(value, bool):
         raise ValidationFailed(field, f"{field} must be true or false.")
     return value
+
+
+def is_id(value):
+    """Tell whether ``value`` is an integer that could be an object's id (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def reject_unknown(data, allowed):

@@ -6,7 +6,7 @@ from peewee import IntegrityError
 
 from picloud import executions
 from picloud.errors import Conflict, NotFound, ValidationFailed
-from picloud.manager import bool_field, reject_unknown, text_field
+from picloud.manager import bool_field, is_id, reject_unknown, text_field
 from picloud.models import App, AppSlugHistory, Domain, Execution, Route, Script, ScriptVersion, utcnow
 from picloud.routing.cache import cache, config_change
 
@@ -32,7 +32,7 @@ class FormerSlug(Exception):
 def resolve_app(id_or_slug):
     """Return the app with this id or live slug; FormerSlug or NotFound otherwise."""
     if isinstance(id_or_slug, int) and not isinstance(id_or_slug, bool):
-        app = App.get_or_none(App.id == id_or_slug)
+        app = App.get_or_none(App.id == id_or_slug) if is_id(id_or_slug) else None
         if app is None:
             raise NotFound("No such app.")
         return app
@@ -119,7 +119,7 @@ def update_app(app, **fields):
     if "description" in fields:
         changes["description"] = text_field("description", fields["description"], max_length=DESCRIPTION_MAX, default="")
     new_slug = fields.get("slug")
-    if new_slug is not None and new_slug != app.slug:
+    if "slug" in fields and new_slug != app.slug:
         _validate_slug(new_slug)
         if app.slug == DEFAULT_SLUG:
             raise Conflict("The default app cannot be renamed.", code="default_app")

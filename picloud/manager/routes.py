@@ -2,7 +2,7 @@
 import dataclasses
 
 from picloud.errors import Conflict, ValidationFailed
-from picloud.manager import bool_field, reject_unknown, settings
+from picloud.manager import bool_field, is_id, reject_unknown, settings
 from picloud.models import Domain, Route, Script, utcnow
 from picloud.routing.cache import config_change
 from picloud.routing.match import (
@@ -84,7 +84,9 @@ def update_route(route, data):
     if "dispatch_mode" in data:
         changes["dispatch_mode"] = _dispatch_mode(data["dispatch_mode"])
     if "enabled" in data:
-        changes["enabled"] = bool_field("enabled", data["enabled"])
+        if not isinstance(data["enabled"], bool):  # null would read as "off"
+            raise ValidationFailed("enabled", "enabled must be true or false.")
+        changes["enabled"] = data["enabled"]
     if "retry" in data:
         changes["retry"] = _retry(data["retry"])
     with config_change():
@@ -170,8 +172,7 @@ def _check_against_app(app_id, fields, route_id):
             )
     script_id = fields["script_id"]
     if (
-        not isinstance(script_id, int)
-        or isinstance(script_id, bool)
+        not is_id(script_id)
         or not Script.select().where(Script.id == script_id, Script.app == app_id).exists()
     ):
         raise ValidationFailed("script_id", "script_id must be a script of the same app.")

@@ -9,6 +9,7 @@ import datetime
 import uuid
 
 from picloud.errors import Conflict, ValidationFailed
+from picloud.manager import is_id
 from picloud.models import DeadLetter, OutboxEvent, Script, Trigger, utcnow
 from picloud.outbox import announce, first_attempt_row, insert_events
 from picloud.outbox.claims import write_transaction
@@ -132,7 +133,7 @@ def discard(dead_letter):
 def replay_many(app, ids=None):
     """Replay the app's listed open dead letters, or all of them; return how many."""
     if ids is not None:
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        if not isinstance(ids, list) or not all(is_id(i) for i in ids):
             raise ValidationFailed("ids", "ids must be a list of dead letter ids.")
     query = DeadLetter.select().where((DeadLetter.app == app) & DeadLetter.resolution.is_null())
     if ids is not None:

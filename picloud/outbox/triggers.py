@@ -10,7 +10,7 @@ keeps the enabled data triggers of an app in its configuration cache, so that a 
 mutation need not query them, and the change drops them there.
 """
 from picloud.errors import ValidationFailed
-from picloud.manager import bool_field, reject_unknown
+from picloud.manager import bool_field, is_id, reject_unknown
 from picloud.models import OutboxEvent, Script, Trigger, utcnow
 from picloud.models.outbox import GLOB_FIELDS, TRIGGER_KINDS, TRIGGER_OPS
 from picloud.outbox.retry import validate_retry
@@ -111,8 +111,7 @@ def ops_field(kind, value):
 
 def _script_id(app_id, script_id):
     if (
-        not isinstance(script_id, int)
-        or isinstance(script_id, bool)
+        not is_id(script_id)
         or not Script.select().where((Script.id == script_id) & (Script.app == app_id)).exists()
     ):
         raise ValidationFailed("script_id", "script_id must be a script of the same app.")
