@@ -12,10 +12,12 @@ platform's prefixes always win.
 
 Decision where API.md is silent: ``request.body`` is the body's exact bytes as a Lua
 string, valid UTF-8 or not, so a script can check a webhook's signature or take a
-binary upload. ``request.json`` is decoded only from a valid UTF-8 JSON body.
+binary upload. ``request.json`` is decoded only from a valid UTF-8 JSON body, and
+only when a script can hold the value (see ``_decode_json``).
 """
 import json
 import logging
+import math
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
@@ -30,6 +32,7 @@ from picloud.errors import NotFound, PayloadTooLarge, PiCloudError
 from picloud.orchestrator import ERROR_STATUS, Overloaded, run_script, status_text
 from picloud.routing import tables
 from picloud.routing.match import MethodNotAllowed, match_route, normalize_host, split_request_path
+from picloud.sandbox import MAX_GLOBALS_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ _MESSAGES = {
 # Response headers that describe the connection or framing: the server sets those.
 _HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer"})
 _DATABASE_ERRORS = (peewee.DatabaseError, peewee.InterfaceError, psycopg.Error)
+# request.json is two tables down in a job's globals (globals.request.json).
+MAX_JSON_DEPTH = MAX_GLOBALS_DEPTH - 2
 # Request headers WSGI keeps outside the HTTP_ keys.
 _CONTENT_HEADERS = (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length"))
 
@@ -236,10 +241,7 @@ def request_table(environ, method, host, params, body, *, json_body=None, skip_h
         if environ.get(key):
             headers[name] = environ[key]
     if json_body is None and body and _is_json(environ.get("CONTENT_TYPE", "")):
-        try:
-            json_body = json.loads(body)
-        except ValueError:  # invalid JSON or invalid UTF-8: the script sees json = nil
-            json_body = None
+        json_body = _decode_json(body)
     query = {}
     for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
         query.setdefault(key, value)
@@ -253,6 +255,55 @@ def request_table(environ, method, host, params, body, *, json_body=None, skip_h
         "body": body,
         "json": json_body,
     }
+
+
+def _decode_json(body):
+    """Return a JSON body's value, or None (the script's nil) when a script cannot have it.
+
+    That is invalid JSON or UTF-8, and JSON no job's globals may hold: NaN,
+    infinities, numbers beyond a double, nesting deeper than MAX_JSON_DEPTH. The
+    sandbox would refuse those as the platform's own failure (a 500) instead.
+    """
+    try:
+        value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite, parse_int=_integer)
+    except (ValueError, RecursionError):
+        return None
+    # Counting brackets is cheap and bounds the depth from above.
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _nesting(value) > MAX_JSON_DEPTH:
+        return None
+    return value
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _integer(text):
+    # Beyond 64 bits an integer becomes a double in the sandbox, as Lua reads its text.
+    if len(text) > 300:
+        _finite(text)
+    return int(text)
+
+
+def _nesting(value):
+    """Return how deep the lists and objects of a decoded JSON value nest."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _is_json(content_type):

@@ -27,11 +27,12 @@ Conventions scripts see, beyond API.md:
   ``max_table_entries`` lines is a ``max_table_entries`` limit; the lines' bytes
   count toward ``max_output_bytes`` with the response body.
 - ``max_string_bytes`` is checked by ``string.rep/format/gsub/char/pack``,
-  ``table.concat``, ``json.encode/decode``, logs, host calls, the request and the
-  response; ``..`` and same-length copies (``upper``, ``reverse``...) are bounded by
-  ``max_memory_bytes``. C work the hook cannot see (``rep``, ``concat``, ``move``,
-  ``sort``, ``unpack``, ``insert``/``remove``, ``gsub``, JSON, ``load``) is charged to
-  ``max_instructions``; tables with metatables take Lua paths under the hook.
+  ``utf8.char``, ``os.date``, ``table.concat``, ``json.encode/decode``, logs, host
+  calls, the request and the response; ``..`` and same-length copies (``upper``,
+  ``reverse``...) are bounded by ``max_memory_bytes``. C work the hook cannot see
+  (``rep``, ``concat``, ``move``, ``sort``, ``unpack``, ``insert``/``remove``,
+  ``gsub``, ``os.date``, JSON, ``load``) is charged to ``max_instructions``; tables
+  with metatables take Lua paths under the hook.
 - ``find``/``match``/``gmatch`` are Lua's own: a backtracking pattern is stopped
   by the process kill at ``timeout_seconds``, the bound for every C path.
 - ``os.clock()`` counts this execution's CPU time only.
@@ -48,13 +49,14 @@ from .limits import (
 )
 from .outcome import CompileError, ExecutionJob, Outcome, ScriptResponse, Status
 from .pool import ExecutorPool
-from .runtime import LUA_VERSION, check_compile
+from .runtime import LUA_VERSION, MAX_GLOBALS_DEPTH, check_compile
 
 __all__ = [
     "BUILTIN_CEILINGS",
     "BUILTIN_DEFAULTS",
     "KNOBS",
     "LUA_VERSION",
+    "MAX_GLOBALS_DEPTH",
     "CompileError",
     "ExecutionJob",
     "ExecutorPool",

@@ -39,7 +39,9 @@ local lib = {
   concat = table.concat, insert = table.insert, remove = table.remove, move = table.move,
   sort = table.sort, unpack = table.unpack, setmetatable = setmetatable,
 }
-local os_time, os_clock, os_date = os.time, os.clock, os.date
+-- Named tables of their own, so that their argument errors name 'char' and 'date' too.
+local lib_utf8, lib_os = {char = utf8.char}, {date = os.date}
+local os_time, os_clock = os.time, os.clock
 local raw_pairs, raw_ipairs, raw_getmetatable = pairs, ipairs, getmetatable
 local loaded, real_globals = package.loaded, _G
 -- From here on, reading a global is an error: boot code uses only the locals above.
@@ -271,6 +273,21 @@ end
 
 local function sandbox_pack(...)
   return check_string(lib.pack(...))
+end
+
+-- Up to four bytes per argument where string.char makes one.
+local function sandbox_utf8_char(...)
+  return check_string(lib_utf8.char(...))
+end
+
+-- Each conversion of the format is a strftime call (about as costly as a few dozen
+-- instructions) and may expand two bytes into dozens: os.date(("%c"):rep(n)).
+local function sandbox_date(format, ...)
+  local n = string_length(format)
+  if n then charge(n * 16) end
+  local result = lib_os.date(format, ...)
+  if raw_type(result) == "string" then check_string(result) end
+  return result
 end
 
 -- Count of a numeric range [first, last] without integer overflow.
@@ -569,6 +586,7 @@ string_lib.rep, string_lib.format, string_lib.gsub = sandbox_rep, sandbox_format
 string_lib.char, string_lib.pack = sandbox_char, sandbox_pack
 table_lib.concat, table_lib.insert, table_lib.remove = sandbox_concat, sandbox_insert, sandbox_remove
 table_lib.move, table_lib.sort, table_lib.unpack = sandbox_move, sandbox_sort, sandbox_unpack
+utf8_lib.char = sandbox_utf8_char
 coroutine_lib.create, coroutine_lib.resume = sandbox_create, sandbox_resume
 coroutine_lib.wrap, coroutine_lib.close = sandbox_wrap, sandbox_close
 
@@ -580,7 +598,7 @@ local clock_base = 0
 -- One constructor, so the table is made at its final size.
 env = {
   string = string_lib, table = table_lib, math = math_lib, utf8 = utf8_lib, coroutine = coroutine_lib,
-  os = {time = os_time, date = os_date, clock = function() return os_clock() - clock_base end},
+  os = {time = os_time, date = sandbox_date, clock = function() return os_clock() - clock_base end},
   json = {encode = json_encode, decode = json_decode, null = null},
   log = log, print = log.info,
   pairs = raw_pairs, ipairs = raw_ipairs, next = raw_next, select = raw_select,
