@@ -1,7 +1,9 @@
 """The HTMX dashboard under ``/admin``: one module per page or tab.
 
-A person logs in with a username and password; the session cookie carries the user id
-and a fingerprint of the password hash, so changing a password ends other sessions.
+A person logs in with a username and password; the session cookie carries the user id,
+a fingerprint of the password hash (changing a password ends other sessions) and the
+user's session epoch (logging out moves it on, ending every session of that user, so
+a copy of the cookie taken before is worthless).
 """
 import functools
 import hashlib
@@ -23,6 +25,7 @@ def log_in(user):
     session.clear()
     session["user_id"] = user.id
     session["pw"] = password_fingerprint(user)
+    session["epoch"] = user.session_epoch
 
 
 def session_user():
@@ -31,7 +34,7 @@ def session_user():
     if user_id is None:
         return None
     user = User.get_or_none(User.id == user_id)
-    if user is None or session.get("pw") != password_fingerprint(user):
+    if user is None or session.get("pw") != password_fingerprint(user) or session.get("epoch") != user.session_epoch:
         session.clear()
         return None
     return user

@@ -50,6 +50,9 @@ def login():
 def logout():
     """Log out and go back to the login page."""
     ConfirmForm().validate_on_submit()  # CSRF is checked for every POST already
+    user = session_user()
+    if user is not None:
+        user.end_sessions()
     session.clear()
     return redirect(url_for("dashboard.login"))
 

@@ -8,12 +8,18 @@ class User(BaseModel):
     username = peewee.CharField(max_length=64, unique=True)
     password_hash = peewee.CharField(max_length=255)
     role = peewee.CharField(max_length=16)
+    # Dashboard sessions opened in an older epoch are over (see picloud/dashboard).
+    session_epoch = peewee.IntegerField(default=0)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
     @classmethod
     def admins(cls):
         return cls.select().where(cls.role == "admin")
+
+    def end_sessions(self):
+        """End every dashboard session of this user (logging out does)."""
+        User.update(session_epoch=User.session_epoch + 1).where(User.id == self.id).execute()
 
     def to_dict(self):
         return {
