@@ -533,7 +533,7 @@ def login_session(server, username, password):
 
 
 def fresh_user(admin, unique):
-    """Create a viewer of its own (logging out ends every session of a user) and return its name and password."""
+    """Create a viewer of its own and return (username, password): logging out ends all its sessions."""
     username, password = unique("viewer"), "password-" + uuid.uuid4().hex
     response = admin.post("/api/v1/admin/users", json={"username": username, "password": password, "role": "viewer"})
     assert response.status_code == 201, response.text
@@ -570,7 +570,7 @@ def test_a_cookie_copied_before_logout_is_refused_after_it(server, admin, unique
 @pytest.mark.parametrize(
     "target",
     ["https://evil.example/", "//evil.example/", "/\\evil.example/", "\\\\evil.example", "http:/evil.example",
-    """Create a viewer of its own and return (username, password): logging out ends all its sessions."""
+     "/admin/../..//evil.example", "javascript:alert(1)", " //evil.example", "/%2F%2Fevil.example", "/admin@evil.example"],
 )
 def test_next_never_leaves_the_site(server, target):
     session = requests.Session()
