@@ -593,7 +593,7 @@ def test_a_tripped_executor_serves_the_next_run_cleanly(target, live, bystander)
 
 def test_nothing_leaks_through_the_execution_log(api, target):
     target.route("/noisy", """
-        log.info("a\0b\27[31m", nil, true, {}, print)
+        log.info("a\\0b\\27[31m", nil, true, {}, print)
         local ok, e = pcall(kv.set)
         log.warn(e)
         error({})
