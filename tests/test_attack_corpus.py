@@ -377,6 +377,11 @@ ATTACKS = [
     attack("status_beyond_integers", "return {status = 2^63}", BAD),
     attack("status_boolean", "return {status = true}", BAD),
     attack("status_599", "return {status = 599, body = 'odd'}", ok("odd", 599)),
+    attack("status_200", "return {status = 200, body = 'lowest'}", ok("lowest", 200)),
+    # An interim status as the final answer would leave the client waiting for another.
+    attack("status_100_continue", "return {status = 100, body = 'x'}", BAD),
+    attack("status_101_switching", "return {status = 101, headers = {Upgrade = 'websocket'}}", BAD),
+    attack("status_199", "return {status = 199}", BAD),
     attack("header_value_lf", "return {status = 200, headers = {['X-A'] = 'a\\nSet-Cookie: x=1'}}", BAD),
     attack("header_value_cr", "return {status = 200, headers = {['X-A'] = 'a\\rb'}}", BAD),
     attack("header_value_nul", "return {status = 200, headers = {['X-A'] = 'a\\0b'}}", BAD),

@@ -693,8 +693,9 @@ local function make_response(value)
   if vt == "table" and not raw_rawequal(value, null) and raw_rawget(value, "status") ~= nil then
     local status = raw_rawget(value, "status")
     status = raw_type(status) == "number" and m_tointeger(status)
-    if not status or status < 100 or status > 599 then
-      return "bad", "status must be an integer from 100 to 599"
+    -- 1xx are interim answers in HTTP: sent as the final one, the client would wait on.
+    if not status or status < 200 or status > 599 then
+      return "bad", "status must be an integer from 200 to 599"
     end
     local lines, has_type = response_headers(raw_rawget(value, "headers"))
     if not lines then return "bad", has_type end

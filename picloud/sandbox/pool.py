@@ -494,7 +494,7 @@ def _error(error):
 def _response(response, body, limits):
     _require(isinstance(response, dict), "response must be an object")
     status, headers = response.get("status"), response.get("headers")
-    _require(_is_int(status) and 100 <= status <= 599, "invalid response status")
+    _require(_is_int(status) and 200 <= status <= 599, "invalid response status")
     _require(isinstance(headers, list) and len(headers) <= limits["max_table_entries"] + 1, "invalid headers")
     pairs = []
     for pair in headers:
