@@ -11,7 +11,7 @@ MAX_TOKEN_NAME = 100
 
 def _token_name(body):
     name = body.get("name", "API token")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_TOKEN_NAME:
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_TOKEN_NAME or "\x00" in name:
         raise ValidationFailed("name", f"name must be 1-{MAX_TOKEN_NAME} characters.")
     return name.strip()
 

@@ -1,5 +1,6 @@
 """The execution log: ``/api/v1/admin/apps/{app}/executions`` and lookups (API.md §10)."""
 import datetime
+import uuid
 
 from flask import request
 
@@ -50,8 +51,12 @@ def list_executions(id_or_slug):
 @requires("logs.read")
 def show_execution(execution_id):
     """Show one execution (also an async run's, by the id its 202 answer named)."""
+    try:
+        execution_id = str(uuid.UUID(execution_id))
+    except ValueError:
+        raise NotFound("No such execution.") from None
     executions.flush_pending()
-    execution = Execution.get_or_none(Execution.id == execution_id[:36])
+    execution = Execution.get_or_none(Execution.id == execution_id)
     if execution is None:
         raise NotFound("No such execution.")
     return execution.to_dict()

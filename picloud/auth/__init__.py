@@ -151,6 +151,9 @@ def authenticate(username, password):
     """Return the user for these credentials; raise 429 when throttled, else 401."""
     username = str(username or "")[:255]
     password = str(password or "")[:MAX_PASSWORD_LENGTH]
+    if "\x00" in username:  # no username holds it, and PostgreSQL text cannot
+        verify_password(None, password)
+        raise Unauthorized("Invalid username or password.")
     wait = retry_after_seconds(username)
     if wait:
         raise TooManyRequests(wait, "Too many failed logins for this user; try again later.")

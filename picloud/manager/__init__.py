@@ -25,6 +25,8 @@ def text_field(field, value, *, max_length, default=None):
         raise ValidationFailed(field, f"{field} must be a string.")
     if len(value) > max_length:
         raise ValidationFailed(field, f"{field} must be at most {max_length} characters.")
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        raise ValidationFailed(field, f"{field} cannot contain the NUL character.")
     return value
 
 

@@ -41,7 +41,7 @@ def resolve_app(id_or_slug):
         app = App.get_or_none(App.id == int(key))
         if app is not None:
             return app
-    if len(key) > 63:
+    if len(key) > 63 or "\x00" in key:
         raise NotFound("No such app.")
     app = App.by_slug(key)
     if app is not None:

@@ -132,6 +132,8 @@ def _source(source):
         raise ValidationFailed("source", "source must be a string of Lua.")
     if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
         raise ValidationFailed("source", f"source must be at most {MAX_SOURCE_BYTES // 1024} KiB.")
+    if "\x00" in source:  # PostgreSQL text cannot hold it; a Lua string can say "\0"
+        raise ValidationFailed("source", "source cannot contain the NUL character; write \\0 in a string.")
     error = sandbox.check_compile(source)
     if error is not None:
         raise ValidationFailed("source", error.message, code="compile_error", line=error.line)

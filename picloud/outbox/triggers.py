@@ -91,6 +91,8 @@ def glob_field(name, value):
         raise ValidationFailed(name, f"{name} must not be empty.")
     if len(value) > MAX_GLOB_LENGTH:
         raise ValidationFailed(name, f"{name} must be at most {MAX_GLOB_LENGTH} characters.")
+    if "\x00" in value:  # keys and collection names never hold it
+        raise ValidationFailed(name, f"{name} cannot contain the NUL character.")
     return value
 
 

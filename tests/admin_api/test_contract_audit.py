@@ -664,3 +664,41 @@ def test_kv_refuses_numbers_json_cannot_hold(site, raw):
     response = site.api.put(app_url(site, "/kv/nan"), data=raw, headers=JSON)
     assert_error(response, 422, "validation_failed", field="value")
     assert site.api.get(app_url(site, "/kv/nan")).status_code == 404
+
+
+# --- NUL characters: PostgreSQL text cannot hold them, so both backends refuse them alike ---
+
+
+def test_a_nul_character_in_a_text_field_answers_422_on_the_field(site, unique):
+    script = site.script()
+    calls = [
+        ("POST", "/api/v1/admin/apps", {"slug": unique("nul"), "name": "a\x00b"}, "name"),
+        ("POST", "/api/v1/admin/apps", {"slug": unique("nul"), "description": "\x00"}, "description"),
+        ("PATCH", app_url(site), {"name": "a\x00"}, "name"),
+        ("POST", "/api/v1/admin/scripts", {"app_id": site.app["id"], "name": "n", "source": "-- \x00"}, "source"),
+        ("POST", "/api/v1/admin/scripts", {"app_id": site.app["id"], "name": "n", "source": "", "description": "\x00"}, "description"),
+        ("PATCH", f"/api/v1/admin/scripts/{script['id']}", {"source": "return '\x00'"}, "source"),
+        ("POST", app_url(site, "/triggers/kv"), {"script_id": script["id"], "key_glob": "a\x00*"}, "key_glob"),
+        ("POST", app_url(site, "/triggers/docs"), {"script_id": script["id"], "collection_glob": "\x00"}, "collection_glob"),
+    ]
+    for method, path, body, field in calls:
+        assert_error(site.api.request(method, path, json=body), 422, "validation_failed", field=field)
+    assert site.api.get(app_url(site)).json()["name"] == site.app["name"]
+    assert site.api.get(f"/api/v1/admin/scripts/{script['id']}").json()["version"] == 1
+
+
+def test_a_nul_character_in_a_url_or_login_names_nothing(site, anonymous):
+    for path in ["/api/v1/admin/apps/a%00b", "/api/v1/admin/scripts?app=a%00b", "/api/v1/admin/executions/a%00b"]:
+        assert_error(site.api.get(path), 404, "not_found")
+    login = anonymous.post("/api/v1/auth/token", json={"username": "admin\x00", "password": "whatever"})
+    assert_error(login, 401, "unauthorized")
+    named = anonymous.post("/api/v1/auth/token", json={"username": "admin", "password": "x", "name": "\x00"})
+    assert_error(named, 422, "validation_failed", field="name")
+
+
+def test_an_execution_id_is_found_in_any_uuid_spelling(site):
+    script = site.script('return "ok"')
+    assert site.api.post(f"/api/v1/execute/{script['id']}", json={}).status_code == 200
+    execution_id = site.api.get(app_url(site, "/executions")).json()["executions"][0]["id"]
+    assert site.api.get(f"/api/v1/admin/executions/{execution_id.upper()}").json()["id"] == execution_id
+    assert_error(site.api.get(f"/api/v1/admin/executions/{execution_id}x"), 404, "not_found")
