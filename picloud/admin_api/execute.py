@@ -2,10 +2,10 @@
 from flask import current_app, g, request
 
 from picloud.admin_api import bp, json_body, requires
-from picloud.errors import NotFound
+from picloud.errors import BadRequest, NotFound
 from picloud.models import Script
 from picloud.routing.match import normalize_host
-from picloud.routing.traffic import request_table, run_sync
+from picloud.routing.traffic import request_table, run_sync, script_json
 
 # The caller's credentials are for PiCloud, never for the script.
 _PRIVATE_HEADERS = ("authorization", "cookie")
@@ -19,6 +19,11 @@ def execute(script_id):
     if script is None:
         raise NotFound("No such script.")
     body = json_body(require_object=False)
+    if body is not None:
+        try:
+            script_json(request.get_data(cache=True))
+        except ValueError as exc:
+            raise BadRequest(f"The request body is JSON a script cannot hold: {exc}.") from None
     table = request_table(
         request.environ,
         request.method,

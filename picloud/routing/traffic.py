@@ -13,7 +13,7 @@ platform's prefixes always win.
 Decision where API.md is silent: ``request.body`` is the body's exact bytes as a Lua
 string, valid UTF-8 or not, so a script can check a webhook's signature or take a
 binary upload. ``request.json`` is decoded only from a valid UTF-8 JSON body, and
-only when a script can hold the value (see ``_decode_json``).
+only when a script can hold the value (see ``script_json``).
 """
 import json
 import logging
@@ -258,19 +258,27 @@ def request_table(environ, method, host, params, body, *, json_body=None, skip_h
 
 
 def _decode_json(body):
-    """Return a JSON body's value, or None (the script's nil) when a script cannot have it.
+    """Return a JSON body's value, or None (the script's nil) when a script cannot have it."""
+    try:
+        return script_json(body)
+    except ValueError:
+        return None
 
-    That is invalid JSON or UTF-8, and JSON no job's globals may hold: NaN,
+
+def script_json(body):
+    """Decode JSON that a script can hold, or raise ValueError saying why not.
+
+    Refused: invalid JSON or UTF-8, and JSON no job's globals may hold: NaN,
     infinities, numbers beyond a double, nesting deeper than MAX_JSON_DEPTH. The
     sandbox would refuse those as the platform's own failure (a 500) instead.
     """
     try:
         value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite, parse_int=_integer)
-    except (ValueError, RecursionError):
-        return None
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     # Counting brackets is cheap and bounds the depth from above.
     if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _nesting(value) > MAX_JSON_DEPTH:
-        return None
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 

@@ -1,4 +1,6 @@
 """API.md §6: POST /api/v1/execute/{script_id} answers exactly like a sync route."""
+import pytest
+
 from tests.support.apps import site  # noqa: F401  (fixture)
 
 ECHO = """
@@ -48,6 +50,20 @@ def test_bad_json_and_unknown_scripts(admin, site):  # noqa: F811
     response = admin.post(f"/api/v1/execute/{script['id']}", data="{", headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
     assert admin.post("/api/v1/execute/999999999", json={}).status_code == 404
+
+
+@pytest.mark.parametrize("raw", [
+    b"[" * 100_000 + b"]" * 100_000,  # deeper than Python's own parser goes
+    b"[" * 300 + b"]" * 300,  # deeper than a script's globals may nest
+    b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e999999}', b'{"a": ' + b"9" * 400 + b"}",
+])
+def test_json_a_script_cannot_hold_is_400(admin, site, raw):  # noqa: F811
+    script = site.script('return "ran"')
+    response = admin.post(f"/api/v1/execute/{script['id']}", data=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "bad_request"
+    nested = admin.post(f"/api/v1/execute/{script['id']}", data=b"[" * 200 + b"]" * 200)
+    assert nested.status_code == 200 and nested.text == "ran"
 
 
 def test_execute_needs_scripts_execute(make_user, anonymous, site):  # noqa: F811
