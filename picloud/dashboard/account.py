@@ -45,7 +45,7 @@ def create_token():
     )
 
 
-@bp.post("/account/tokens/<int:token_id>/revoke")
+@bp.post("/account/tokens/<id:token_id>/revoke")
 @login_required()
 def revoke_token(token_id):
     """Revoke one of the user's tokens."""

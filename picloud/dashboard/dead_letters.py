@@ -76,7 +76,7 @@ def dead_letters(app):
     return _render(app)
 
 
-@bp.get("/apps/<slug>/dead-letters/<int:dead_letter_id>")
+@bp.get("/apps/<slug>/dead-letters/<id:dead_letter_id>")
 @login_required()
 @app_page
 def dead_letter(app, dead_letter_id):
@@ -84,7 +84,7 @@ def dead_letter(app, dead_letter_id):
     return _render_one(app, _get_dead_letter(app, dead_letter_id))
 
 
-@bp.post("/apps/<slug>/dead-letters/<int:dead_letter_id>/replay")
+@bp.post("/apps/<slug>/dead-letters/<id:dead_letter_id>/replay")
 @login_required("dead_letters.manage")
 @app_page
 def replay_dead_letter(app, dead_letter_id):
@@ -92,7 +92,7 @@ def replay_dead_letter(app, dead_letter_id):
     return _act(app, dead_letter_id, replay, "replayed: its event is queued again")
 
 
-@bp.post("/apps/<slug>/dead-letters/<int:dead_letter_id>/discard")
+@bp.post("/apps/<slug>/dead-letters/<id:dead_letter_id>/discard")
 @login_required("dead_letters.manage")
 @app_page
 def discard_dead_letter(app, dead_letter_id):

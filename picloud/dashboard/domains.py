@@ -44,7 +44,7 @@ def claim_domain(app):
     return _render(app)
 
 
-@bp.post("/apps/<slug>/domains/<int:domain_id>/delete")
+@bp.post("/apps/<slug>/domains/<id:domain_id>/delete")
 @login_required("domains.manage")
 @app_page
 def remove_domain(app, domain_id):

@@ -118,7 +118,7 @@ def add_route(app):
     return _render(app)
 
 
-@bp.get("/apps/<slug>/routes/<int:route_id>")
+@bp.get("/apps/<slug>/routes/<id:route_id>")
 @login_required()
 @app_page
 def route_row(app, route_id):
@@ -126,7 +126,7 @@ def route_row(app, route_id):
     return _render_row(app, _get_route(app, route_id))
 
 
-@bp.get("/apps/<slug>/routes/<int:route_id>/edit")
+@bp.get("/apps/<slug>/routes/<id:route_id>/edit")
 @login_required("routes.manage")
 @app_page
 def edit_route(app, route_id):
@@ -135,7 +135,7 @@ def edit_route(app, route_id):
     return _render_row(app, route, edit_form=route_form(app, route, formdata=None))
 
 
-@bp.post("/apps/<slug>/routes/<int:route_id>/edit")
+@bp.post("/apps/<slug>/routes/<id:route_id>/edit")
 @login_required("routes.manage")
 @app_page
 def save_route(app, route_id):
@@ -154,7 +154,7 @@ def save_route(app, route_id):
     return _render_row(app, route)
 
 
-@bp.post("/apps/<slug>/routes/<int:route_id>/toggle")
+@bp.post("/apps/<slug>/routes/<id:route_id>/toggle")
 @login_required("routes.manage")
 @app_page
 def toggle_route(app, route_id):
@@ -167,7 +167,7 @@ def toggle_route(app, route_id):
     return _render(app)
 
 
-@bp.post("/apps/<slug>/routes/<int:route_id>/delete")
+@bp.post("/apps/<slug>/routes/<id:route_id>/delete")
 @login_required("routes.manage")
 @app_page
 def remove_route(app, route_id):

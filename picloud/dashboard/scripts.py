@@ -105,7 +105,7 @@ def _script_routes(script):
     return found
 
 
-@bp.get("/apps/<slug>/scripts/<int:script_id>")
+@bp.get("/apps/<slug>/scripts/<id:script_id>")
 @login_required()
 @app_page
 def script(app, script_id):
@@ -134,7 +134,7 @@ def _max_timeout():
     return current_app.config["PICLOUD"].max_timeout_seconds
 
 
-@bp.post("/apps/<slug>/scripts/<int:script_id>/source")
+@bp.post("/apps/<slug>/scripts/<id:script_id>/source")
 @login_required("scripts.manage")
 @app_page
 def save_source(app, script_id):
@@ -152,7 +152,7 @@ def save_source(app, script_id):
     return body, status, {"HX-Trigger": "script-saved"}
 
 
-@bp.get("/apps/<slug>/scripts/<int:script_id>/versions")
+@bp.get("/apps/<slug>/scripts/<id:script_id>/versions")
 @login_required()
 @app_page
 def versions(app, script_id):
@@ -168,7 +168,7 @@ def versions(app, script_id):
     )
 
 
-@bp.get("/apps/<slug>/scripts/<int:script_id>/versions/<int:number>")
+@bp.get("/apps/<slug>/scripts/<id:script_id>/versions/<id:number>")
 @login_required()
 @app_page
 def version(app, script_id, number):
@@ -183,7 +183,7 @@ def version(app, script_id, number):
     )
 
 
-@bp.post("/apps/<slug>/scripts/<int:script_id>/versions/<int:number>/restore")
+@bp.post("/apps/<slug>/scripts/<id:script_id>/versions/<id:number>/restore")
 @login_required("scripts.manage")
 @app_page
 def restore_version(app, script_id, number):
@@ -193,7 +193,7 @@ def restore_version(app, script_id, number):
     return go_to(url_for("dashboard.script", slug=app.slug, script_id=script.id))
 
 
-@bp.post("/apps/<slug>/scripts/<int:script_id>/settings")
+@bp.post("/apps/<slug>/scripts/<id:script_id>/settings")
 @login_required("scripts.manage")
 @app_page
 def save_script_settings(app, script_id):
@@ -225,7 +225,7 @@ def save_script_settings(app, script_id):
     )
 
 
-@bp.post("/apps/<slug>/scripts/<int:script_id>/delete")
+@bp.post("/apps/<slug>/scripts/<id:script_id>/delete")
 @login_required("scripts.manage")
 @app_page
 def delete_script(app, script_id):
@@ -243,7 +243,7 @@ def delete_script(app, script_id):
 # The test console --------------------------------------------------------------------
 
 
-@bp.post("/apps/<slug>/scripts/<int:script_id>/run")
+@bp.post("/apps/<slug>/scripts/<id:script_id>/run")
 @login_required("scripts.execute")
 @app_page
 def run_script(app, script_id):

@@ -113,7 +113,7 @@ def add_trigger(app):
     return _render(app)
 
 
-@bp.post("/apps/<slug>/triggers/<int:trigger_id>/toggle")
+@bp.post("/apps/<slug>/triggers/<id:trigger_id>/toggle")
 @login_required("triggers.manage")
 @app_page
 def toggle_trigger(app, trigger_id):
@@ -126,7 +126,7 @@ def toggle_trigger(app, trigger_id):
     return _render(app)
 
 
-@bp.post("/apps/<slug>/triggers/<int:trigger_id>/delete")
+@bp.post("/apps/<slug>/triggers/<id:trigger_id>/delete")
 @login_required("triggers.manage")
 @app_page
 def remove_trigger(app, trigger_id):

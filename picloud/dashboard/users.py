@@ -52,7 +52,7 @@ def add_user():
     return _render()
 
 
-@bp.post("/users/<int:user_id>/role")
+@bp.post("/users/<id:user_id>/role")
 @login_required("users.manage")
 def change_role(user_id):
     """Change a user's role."""
@@ -66,7 +66,7 @@ def change_role(user_id):
     return _render()
 
 
-@bp.post("/users/<int:user_id>/delete")
+@bp.post("/users/<id:user_id>/delete")
 @login_required("users.manage")
 def remove_user(user_id):
     """Delete a user."""

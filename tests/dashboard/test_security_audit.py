@@ -632,3 +632,14 @@ def test_form_errors_render_inline_in_the_swapped_partial(dash, furnished):
     assert bad.status_code == 422 and "<html" not in bad.text and "Not valid JSON" in bad.text
     taken = dash.post(f"/admin/apps/{slug}/domains", {"pattern": furnished["site"].host}, htmx=True)
     assert taken.status_code in (403, 409, 422) and "<html" not in taken.text
+
+
+def test_ids_too_large_for_the_database_are_404(dash, furnished):
+    slug, huge = furnished["site"].slug, "9" * 30
+    for path in (f"/admin/apps/{slug}/routes/{huge}", f"/admin/apps/{slug}/routes/{huge}/edit",
+                 f"/admin/apps/{slug}/scripts/{huge}", f"/admin/apps/{slug}/scripts/1/versions/{huge}",
+                 f"/admin/apps/{slug}/dead-letters/{huge}"):
+        assert dash.get(path).status_code == 404, path
+    for path in (f"/admin/apps/{slug}/routes/{huge}/toggle", f"/admin/apps/{slug}/triggers/{huge}/delete",
+                 f"/admin/users/{huge}/delete", f"/admin/account/tokens/{huge}/revoke"):
+        assert dash.post(path, {}).status_code == 404, path
