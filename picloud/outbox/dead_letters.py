@@ -72,7 +72,9 @@ def handler_event(dead_letter):
         "script_id": dead_letter.script_id,
         "original_event": dead_letter.event,
         "attempts": dead_letter.attempts,
-        "last_error": dead_letter.last_error,
+        # Without its null fields: a missing ``line`` is nil for the script, not a
+        # (truthy) json.null.
+        "last_error": {k: v for k, v in (dead_letter.last_error or {}).items() if v is not None},
     }
 
 

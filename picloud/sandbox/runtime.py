@@ -35,6 +35,9 @@ _PUSH_HEADROOM = 64 * 1024
 _COMPILE_MEMORY = 256 * 1024 * 1024
 # How deep the tables of a job's globals may nest (a request's JSON body among them).
 MAX_GLOBALS_DEPTH = 256
+# Nesting of the globals' own tables (1: the globals, 2: request, event, ctx): a null
+# field there is nil, a null deeper down is data (json.null).
+_FIELDS_DEPTH = 2
 _INT64 = range(-(2**63), 2**63)
 
 _LIMIT_MESSAGES = {
@@ -266,8 +269,12 @@ class _GlobalsConverter:
     the tables made here are handed to lupa: anything else would reach Lua as a
     Python object (SANDBOX.md). Bounded as everything entering the sandbox:
     strings by max_string_bytes, tables by max_table_entries and nesting by
-    MAX_GLOBALS_DEPTH (never lupa's own recursive conversion). ``None`` is absent
-    from an object and json.null in an array; raw bytes come back byte for byte.
+    MAX_GLOBALS_DEPTH (never lupa's own recursive conversion). A ``None`` field of
+    a global's table (``ctx.principal``, ``event.prev_value``, ``request.json``) is
+    nil; deeper down, inside the JSON values those fields carry (a request body, a
+    KV value, a document), ``None`` is json.null, in objects as in arrays, so that
+    they round-trip as ``json.decode`` and ``kv.get`` give them. Raw bytes come back
+    byte for byte.
     """
 
     def __init__(self, lua, null, limits):
@@ -288,10 +295,13 @@ class _GlobalsConverter:
     def _object(self, items, depth):
         self._check_size(items, depth)
         table = {}
+        null = self._null if depth > _FIELDS_DEPTH else None
         for key, value in items.items():
             key = self._string(key)
             if value is not None:
                 table[key] = self._value(value, depth)
+            elif null is not None:
+                table[key] = null
         return self._table_from(table)
 
     def _array(self, items, depth):
