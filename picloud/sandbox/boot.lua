@@ -57,6 +57,11 @@ local LIMIT_ERROR = "execution stopped: sandbox limit exceeded"
 -- doubles up to MAX_INTERVAL: the hook's own cost then stays a few percent.
 local FIRST_INTERVAL, MAX_INTERVAL = 100, 100000
 local MAX_ERROR_BYTES = 4096
+-- Host call arguments cross to the web process in one frame (protocol.py's
+-- MAX_PAYLOAD_FROM_EXECUTOR). Each string in them is bounded by max_string_bytes;
+-- their whole size is not a string the script built, but a value or document the
+-- host measures against PICLOUD_MAX_VALUE_BYTES with an error the script can catch.
+local MAX_HOST_ARGS_BYTES = 64 * 1024 * 1024 - 1024
 
 -- Per-execution state, set by setup().
 local max_instructions, max_call_depth, max_string, max_entries, max_output = 0, 0, 0, 0, 0
@@ -508,11 +513,12 @@ local function call_host(module, fn, ...)
   if tripped then raw_error(LIMIT_ERROR, 0) end
   local n = raw_select("#", ...)
   local args = {...}
-  local parts = {}
+  local parts, budget = {}, MAX_HOST_ARGS_BYTES
   for i = 1, n do
-    local text, err = encode(args[i], max_string, "max_string_bytes")
+    local text, err = encode(args[i], budget, "max_string_bytes")
     if not text then raw_error(module .. "." .. fn .. ": argument #" .. i .. ": " .. err, 2) end
     parts[i] = text
+    budget = budget - #text - 1
   end
   local status, payload = host_call(module, fn, "[" .. t_concat(parts, ",") .. "]")
   if status == "ok" then

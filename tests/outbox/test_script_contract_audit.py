@@ -203,6 +203,27 @@ def test_kv_key_errors_are_clear_and_catchable(site):
     assert "512 bytes" in result["multibyte_over"]  # 514 bytes in 257 characters
 
 
+def test_a_value_over_the_size_limit_is_a_catchable_error_whatever_its_strings(site):
+    # Each string is under max_string_bytes (1 MiB); the value as a whole is over
+    # PICLOUD_MAX_VALUE_BYTES (1 MiB): the store refuses it, the run goes on.
+    result = lua_json(
+        site,
+        """
+        local big = {string.rep("x", 600000), string.rep("y", 600000)}
+        local ok, err = pcall(kv.set, "k", big)
+        local ok2, err2 = pcall(docs.insert, "c", {_id = "d", parts = big})
+        local ok3, err3 = pcall(kv.set, "k", string.rep("z", 1048576))
+        kv.set("after", #big[1] + #big[2])
+        return {ok = ok, err = err, ok2 = ok2, err2 = err2, ok3 = ok3, err3 = err3,
+                stored = kv.get("k") == nil and docs.get("c", "d") == nil, after = kv.get("after")}
+        """,
+    )
+    assert result["ok"] is False and result["err"].startswith("kv.set: ") and "limit is 1048576" in result["err"]
+    assert result["ok2"] is False and result["err2"].startswith("docs.insert: ") and "limit is 1048576" in result["err2"]
+    assert result["ok3"] is False and "limit is 1048576" in result["err3"]
+    assert result["stored"] is True and result["after"] == 1_200_000
+
+
 # §7 docs ----------------------------------------------------------------------------
 
 
