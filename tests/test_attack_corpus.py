@@ -37,7 +37,7 @@ HOST_WORDS = re.compile(r"python|lupa|traceback|__class__|\.py\b|builtins|site-p
 GLOBALS = sorted(
     "request ctx kv docs log json string table math utf8 coroutine os print pairs ipairs next select type "
     "tostring tonumber rawget rawset rawequal rawlen getmetatable setmetatable pcall xpcall error assert "
-    "unpack load collectgarbage".split()
+    "load collectgarbage".split()
 )
 SPIN = "while true do end"
 # A backtracking pattern: seconds of C with no VM instruction; only the timeout ends it.

@@ -612,7 +612,7 @@ env = {
   rawget = raw_rawget, rawset = raw_rawset, rawequal = raw_rawequal, rawlen = raw_rawlen,
   getmetatable = raw_getmetatable, setmetatable = sandbox_setmetatable,
   pcall = sandbox_pcall, xpcall = sandbox_xpcall, error = sandbox_error, assert = sandbox_assert,
-  unpack = sandbox_unpack, load = sandbox_load, collectgarbage = sandbox_collectgarbage,
+  load = sandbox_load, collectgarbage = sandbox_collectgarbage,
 }
 
 -- ---------------------------------------------------------------------------

@@ -384,8 +384,7 @@ def test_an_http_run_sees_the_documented_globals_and_ctx(site):
     response = site.call("/env")
     assert response.status_code == 200, response.text
     record = kv_get(site, "seen/http")
-    # ``unpack`` is an extra the contract does not list (reported, kept for existing scripts).
-    assert set(record["globals"]) - {"unpack"} == DOCUMENTED_GLOBALS | {"request"}
+    assert set(record["globals"]) == DOCUMENTED_GLOBALS | {"request"}
     assert record["has_request"] is True and record["event"] is None
     assert record["ctx_keys"] == ["app", "attempt", "execution_id", "script", "source", "trigger_depth"]
     ctx = record["ctx"]
@@ -550,7 +549,7 @@ def test_a_trigger_runs_as_its_registrant_whoever_writes(site, make_user, admin)
     kv_put(site, "watched", 1)  # written by the admin
     record = seen(site, "by-dev")
     assert record["ctx"]["principal"] == {"user_id": user["id"], "username": user["username"]}
-    assert set(record["globals"]) - {"unpack"} == DOCUMENTED_GLOBALS | {"event"}
+    assert set(record["globals"]) == DOCUMENTED_GLOBALS | {"event"}
     assert record["has_request"] is False
     assert record["ctx_keys"] == [
         "app", "attempt", "event_id", "execution_id", "principal", "script", "source", "trigger_depth",

@@ -7,13 +7,13 @@ from .jobs import body_json, body_text
 
 REMOVED = [
     "python", "require", "package", "debug", "io", "dofile", "loadfile", "_G",
-    "rawlen_not_a_thing", "module", "setfenv", "getfenv", "newproxy", "warn", "jit",
+    "rawlen_not_a_thing", "module", "setfenv", "getfenv", "newproxy", "warn", "jit", "unpack",
 ]
 PRESENT = [
     "request", "ctx", "log", "json", "string", "table", "math", "utf8", "coroutine", "os",
     "pairs", "ipairs", "pcall", "xpcall", "error", "select", "type", "tostring", "tonumber",
     "setmetatable", "getmetatable", "rawget", "rawset", "rawequal", "rawlen", "next",
-    "assert", "unpack", "load", "collectgarbage", "print",
+    "assert", "load", "collectgarbage", "print",
 ]
 
 
