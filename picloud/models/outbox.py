@@ -53,6 +53,9 @@ class Trigger(BaseModel):
 
     @property
     def principal(self):
+        """The user a triggered run acts as (``ctx.principal``), or None without one."""
+        if self.registered_by is None:
+            return None
         return {"user_id": self.registered_by, "username": self.registered_by_name}
 
     def to_dict(self):
