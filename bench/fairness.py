@@ -145,6 +145,20 @@ def children(pid):
     return sorted(found)
 
 
+def executor_counts(master):
+    """Return (worker ids, executor processes of each) once the workers have as many each.
+
+    The spin that ``check_routes`` ran had its executor killed; wait for the replacement.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        workers = children(master)
+        executors = [len(children(worker)) for worker in workers]
+        if len(set(executors)) == 1 or time.monotonic() > deadline:
+            return workers, executors
+        time.sleep(0.2)
+
+
 def set_up(base_url, spin_timeout):
     """Create the two apps, their scripts and routes; return the admin client."""
     token = expect(Client(base_url).call("POST", "/api/v1/auth/token",
@@ -289,9 +303,8 @@ def main():
         port = int(base_url.rpartition(":")[2])
         api = set_up(base_url, args.spin_timeout)
         check_routes(api, args.spin_timeout)
-        workers = children(process.pid)
-        executors = [len(children(worker)) for worker in workers]
-        spinners = args.spinners if args.spinners is not None else max(1, min(executors) - 1)
+        workers, executors = executor_counts(process.pid)
+        spinners = args.spinners if args.spinners is not None else max(1, max(executors) - 1)
         print(f"{len(workers)} workers with {'+'.join(map(str, executors))} executor processes; "
               f"{spinners} spinner(s) of {args.spin_timeout} s; hello at {args.rate:g}/s, "
               f"{args.rounds} x {args.duration} s per phase", flush=True)
