@@ -74,7 +74,7 @@ def json_body(*, require_object=True):
         body = json.loads(raw.decode("utf-8")) if raw else None
         if _SURROGATE_ESCAPE.search(raw):
             json.dumps(body, ensure_ascii=False).encode("utf-8")  # fails on a lone surrogate
-    except (UnicodeError, ValueError, RecursionError):
+    except (UnicodeError, ValueError):
         raise BadRequest("The request body is not valid JSON.") from None
     if require_object and not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")

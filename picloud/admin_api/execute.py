@@ -18,12 +18,14 @@ def execute(script_id):
     script = Script.get_or_none(Script.id == script_id)
     if script is None:
         raise NotFound("No such script.")
-    body = json_body(require_object=False)
-    if body is not None:
-        try:
+    try:
+        body = json_body(require_object=False)
+        if body is not None:
             script_json(request.get_data(cache=True))
-        except ValueError as exc:
-            raise BadRequest(f"The request body is JSON a script cannot hold: {exc}.") from None
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply for a script.") from None
+    except ValueError as exc:
+        raise BadRequest(f"The request body is JSON a script cannot hold: {exc}.") from None
     table = request_table(
         request.environ,
         request.method,
