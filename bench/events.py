@@ -31,78 +31,24 @@ import sys
 # Run as a script, this file's folder heads sys.path, and bench/http.py there would
 # shadow the standard library's ``http`` package that urllib needs.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import http.client  # noqa: E402
-import json  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 from urllib.parse import quote  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.support import ADMIN_PASSWORD, Client, expect, start_server  # noqa: E402
+
 PG_ADMIN_URL = os.environ.get("PICLOUD_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-ADMIN_PASSWORD = "bench-admin-password"
 
 TRIGGERED = 'docs.insert("out", {key = event.key, value = event.value})\n'
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Client:
-    """A tiny JSON client (standard library only, so the bench runs anywhere)."""
-
-    def __init__(self, base_url, token=None):
-        self.base_url = base_url
-        self.token = token
-
-    def call(self, method, path, body=None, host=None, timeout=120):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base_url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        if host:
-            request.add_header("Host", host)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw and raw[:1] in b"{[" else raw
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-
-
-def start_server(env, log_path):
-    port = free_port()
-    env = {**os.environ, **env, "PICLOUD_BIND": f"127.0.0.1:{port}"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app", "--access-logfile", "/dev/null"],
-        cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited early; see {log_path}")
-        try:
-            with urllib.request.urlopen(base_url + "/healthz", timeout=2):
-                return process, base_url
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit(f"the server did not start; see {log_path}")
 
 
 def temporary_postgres():
@@ -119,18 +65,9 @@ def temporary_postgres():
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, drop
 
 
-def expect(status_body, status):
-    got, body = status_body
-    if got != status:
-        raise SystemExit(f"expected {status}, got {got}: {body!r}")
-    return body
-
-
 def set_up(base_url):
     """Create the app and the trigger; return (client, app)."""
-    token = expect(Client(base_url).call("POST", "/api/v1/auth/token",
-                                         {"username": "admin", "password": ADMIN_PASSWORD}), 201)["token"]
-    api = Client(base_url, token)
+    api = Client.admin(base_url)
     app = expect(api.call("POST", "/api/v1/admin/apps", {"slug": "bench"}), 201)
     triggered = expect(api.call("POST", "/api/v1/admin/scripts",
                                 {"app_id": app["id"], "name": "triggered", "source": TRIGGERED}), 201)

@@ -28,60 +28,22 @@ import sys
 # Run as a script, this file's folder heads sys.path, and bench/http.py there would
 # shadow the standard library's ``http`` package that urllib needs.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import http.client  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-import urllib.request  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-ADMIN_PASSWORD = "bench-admin-password"
+from bench.support import ADMIN_PASSWORD, children, start_server, stop_server  # noqa: E402
+
 TARGET_MB = 300
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(env, log_path):
-    """Start ``gunicorn -c gunicorn.conf.py app:app``; return (process, port) once it answers."""
-    port = free_port()
-    env = {**os.environ, **env, "PICLOUD_BIND": f"127.0.0.1:{port}"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app", "--access-logfile", "/dev/null"],
-        cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited early; see {log_path}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return process, port
-        except OSError:
-            time.sleep(0.2)
-    stop_server(process)
-    raise SystemExit(f"the server did not start; see {log_path}")
-
-
-def stop_server(process):
-    process.terminate()
-    try:
-        process.wait(90)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 class Api:
@@ -247,22 +209,6 @@ def load(port, sample, seconds, clients):
     return sum(answers.values()) / (time.monotonic() - started), answers
 
 
-def children(pid):
-    """Return the ids of the processes whose parent is ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: the parent id follows it.
-        if int(stat.rpartition(")")[2].split()[1]) == pid:
-            found.append(int(entry.name))
-    return sorted(found)
-
-
 def status_mb(pid, field):
     """Return a memory field of /proc/<pid>/status (VmRSS, VmHWM) in MB, 0 if the process is gone."""
     try:
@@ -314,7 +260,8 @@ def main():
     targets = [(a, s, r) for a in range(args.apps) for s in range(args.scripts) for r in range(args.routes)]
     process = None
     try:
-        process, port = start_server(env, workdir / "server.log")
+        process, base_url = start_server(env, workdir / "server.log")
+        port = int(base_url.rsplit(":", 1)[1])
         time.sleep(2)  # the executor pools finish booting
         show("at start", snapshot(process.pid))
         token = Api(port).call("POST", "/api/v1/auth/token",

@@ -1,0 +1,109 @@
+"""What the benchmarks that start PiCloud share: the server, an admin client, processes.
+
+Standard library only, so a bench runs wherever PiCloud does. Import it as
+``bench.support`` with the project root on ``sys.path`` (see the top of
+bench/events.py: run as a script, a bench's own folder must leave ``sys.path``, or
+bench/http.py would shadow the standard library's ``http`` package).
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Client:
+    """A tiny JSON client for the admin API."""
+
+    def __init__(self, base_url, token=None):
+        self.base_url = base_url
+        self.token = token
+
+    @classmethod
+    def admin(cls, base_url):
+        """Log in as ``admin`` (with ADMIN_PASSWORD) and return a client holding the token."""
+        body = {"username": "admin", "password": ADMIN_PASSWORD}
+        return cls(base_url, expect(cls(base_url).call("POST", "/api/v1/auth/token", body), 201)["token"])
+
+    def call(self, method, path, body=None, host=None, timeout=120):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        if host:
+            request.add_header("Host", host)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw and raw[:1] in b"{[" else raw
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+
+def expect(status_body, status):
+    """Return the body of a (status, body) answer, or stop the bench if the status differs."""
+    got, body = status_body
+    if got != status:
+        raise SystemExit(f"expected {status}, got {got}: {body!r}")
+    return body
+
+
+def start_server(env, log_path):
+    """Start ``gunicorn -c gunicorn.conf.py app:app``; return (process, base URL) once it answers."""
+    port = free_port()
+    env = {**os.environ, **env, "PICLOUD_BIND": f"127.0.0.1:{port}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app", "--access-logfile", "/dev/null"],
+        cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited early; see {log_path}")
+        try:
+            with urllib.request.urlopen(base_url + "/healthz", timeout=2):
+                return process, base_url
+        except OSError:
+            time.sleep(0.2)
+    stop_server(process)
+    raise SystemExit(f"the server did not start; see {log_path}")
+
+
+def stop_server(process):
+    process.terminate()
+    try:
+        process.wait(90)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def children(pid):
+    """Return the ids of the processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: the parent id follows it.
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
