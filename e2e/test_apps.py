@@ -226,3 +226,25 @@ def test_editing_a_route_in_place(admin_page, live_server):
 
     response = requests.get(live_server.url + "/catalogue", headers={"Host": host}, timeout=10)
     assert response.status_code == 200 and response.text == "item none"
+
+
+def test_a_failed_htmx_action_shows_its_error_in_place(admin_page, live_server):
+    page = admin_page
+    slug, script_id = create_app_with_script(live_server, 'return "hi"\n')
+    client = api(live_server)
+    route = client.post(f"{live_server.url}/api/v1/admin/apps/{slug}/routes",
+                        json={"method": "GET", "path": "/gone", "script_id": script_id}, timeout=10)
+    assert route.status_code == 201, route.text
+
+    page.goto(f"/admin/apps/{slug}/routes")
+    row = page.locator(f"#route-{route.json()['id']}")
+    expect(row).to_contain_text("/gone")
+    # Someone else deletes the route; this page still shows it.
+    assert client.delete(f"{live_server.url}/api/v1/admin/routes/{route.json()['id']}", timeout=10).status_code == 204
+
+    row.get_by_role("button", name="Enabled").click()
+    banner = page.locator("#request-error")
+    expect(banner).to_have_text(re.compile(r"^404 .*: No such route\.$"))
+    # The page stays as it was, with the message above it.
+    expect(page).to_have_url(re.compile(f"/admin/apps/{slug}/routes$"))
+    expect(row).to_contain_text("/gone")
