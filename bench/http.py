@@ -21,24 +21,19 @@ import sys
 # standard library's ``http`` package for everything imported below.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import argparse  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 import urllib.request  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.support import start_server, stop_server  # noqa: E402
+
 EXPECTED = b"Hello from PiCloud!"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ensure_wrk():
@@ -46,33 +41,6 @@ def ensure_wrk():
         return
     print("installing wrk from Debian ...", flush=True)
     subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, stdout=subprocess.DEVNULL)
-
-
-def start_gunicorn(module, env, log_path):
-    """Start ``gunicorn -c gunicorn.conf.py <module>`` and wait until it says hello."""
-    port = free_port()
-    env = {**os.environ, **env, "PICLOUD_BIND": f"127.0.0.1:{port}"}
-    log = open(log_path, "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", module,
-         # The access log would cost both the same; keep it off so the numbers show the apps.
-         "--access-logfile", "/dev/null"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{module} exited early; see {log_path}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.read() == EXPECTED:
-                    return process, url
-        except OSError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise SystemExit(f"{module} did not answer in time; see {log_path}")
 
 
 def wrk(url, duration, connections, threads=2):
@@ -121,8 +89,12 @@ def main():
     processes, urls = [], {}
     try:
         for name, module in TARGETS:
-            process, urls[name] = start_gunicorn(module, envs.get(name, {}), workdir / f"{name}.log")
+            process, base_url = start_server(envs.get(name, {}), workdir / f"{name}.log", module, ready_path="/")
             processes.append(process)
+            urls[name] = base_url + "/"
+            with urllib.request.urlopen(urls[name], timeout=10) as response:
+                if response.read() != EXPECTED:
+                    raise SystemExit(f"{name} does not answer {EXPECTED!r}")
         for name, _ in TARGETS:
             wrk(urls[name], 3, args.connections)  # warm up: executors, caches, connections
         # Rounds alternate between the targets, so a change in the machine's load
@@ -134,9 +106,7 @@ def main():
                 runs[name].append(wrk(urls[name], per_round, args.connections))
     finally:
         for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(30)
+            stop_server(process)
     results = {name: _combine(measured) for name, measured in runs.items()}
 
     print(f"{'':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")

@@ -62,26 +62,27 @@ def expect(status_body, status):
     return body
 
 
-def start_server(env, log_path):
-    """Start ``gunicorn -c gunicorn.conf.py app:app``; return (process, base URL) once it answers."""
+def start_server(env, log_path, module="app:app", ready_path="/healthz"):
+    """Start ``gunicorn -c gunicorn.conf.py <module>``; return (process, base URL) once
+    ``ready_path`` answers 2xx. The access log is off: it would cost every app alike."""
     port = free_port()
     env = {**os.environ, **env, "PICLOUD_BIND": f"127.0.0.1:{port}"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app", "--access-logfile", "/dev/null"],
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", module, "--access-logfile", "/dev/null"],
         cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
     )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the server exited early; see {log_path}")
+            raise SystemExit(f"{module} exited early; see {log_path}")
         try:
-            with urllib.request.urlopen(base_url + "/healthz", timeout=2):
+            with urllib.request.urlopen(base_url + ready_path, timeout=2):
                 return process, base_url
-        except OSError:
+        except OSError:  # not listening yet, or not ready (an HTTPError is an OSError)
             time.sleep(0.2)
     stop_server(process)
-    raise SystemExit(f"the server did not start; see {log_path}")
+    raise SystemExit(f"{module} did not start; see {log_path}")
 
 
 def stop_server(process):
