@@ -61,6 +61,8 @@ def _prepare_database(settings):
 def _register_parts(app):
     from picloud import admin_api, dashboard, errors, executions, health, manager, orchestrator, outbox, routing
 
+    # Object ids in the URLs of the admin API and the dashboard alike.
+    app.url_map.converters["id"] = admin_api.IdConverter
     errors.init_app(app)
     health.init_app(app)
     executions.init_app(app)

@@ -28,9 +28,6 @@ class IdConverter(IntegerConverter):
     regex = r"\d{1,18}"  # every 18-digit number is below MAX_ID
 
 
-# Registered before any view module adds a rule that names it.
-bp.record(lambda state: state.app.url_map.converters.setdefault("id", IdConverter))
-
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
