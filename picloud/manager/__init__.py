@@ -30,8 +30,12 @@ def text_field(field, value, *, max_length, default=None):
     return value
 
 
-def bool_field(field, value, *, default=False):
-    if value is None:
+_REQUIRED = object()
+
+
+def bool_field(field, value, *, default=_REQUIRED):
+    """Return a boolean field; null (or absent) gives ``default``, or 422 without one."""
+    if value is None and default is not _REQUIRED:
         return default
     if not isinstance(value, bool):
         raise ValidationFailed(field, f"{field} must be true or false.")

@@ -100,7 +100,7 @@ def create_app(slug, name=None, description=None, force=False):
     _validate_slug(slug)
     name = text_field("name", name, max_length=NAME_MAX) or slug
     description = text_field("description", description, max_length=DESCRIPTION_MAX, default="")
-    force = bool_field("force", force)
+    force = bool_field("force", force, default=False)
     try:
         with config_change():
             _take_slug(slug, None, force)
@@ -112,7 +112,7 @@ def create_app(slug, name=None, description=None, force=False):
 def update_app(app, **fields):
     """Change an app's name, description or slug (recording the old slug in history)."""
     reject_unknown(fields, ("name", "description", "slug", "force"))
-    force = bool_field("force", fields.get("force"))
+    force = bool_field("force", fields.get("force"), default=False)
     changes = {}
     if "name" in fields:
         changes["name"] = text_field("name", fields["name"], max_length=NAME_MAX) or app.slug

@@ -84,9 +84,7 @@ def update_route(route, data):
     if "dispatch_mode" in data:
         changes["dispatch_mode"] = _dispatch_mode(data["dispatch_mode"])
     if "enabled" in data:
-        if not isinstance(data["enabled"], bool):  # null would read as "off"
-            raise ValidationFailed("enabled", "enabled must be true or false.")
-        changes["enabled"] = data["enabled"]
+        changes["enabled"] = bool_field("enabled", data["enabled"])
     if "retry" in data:
         changes["retry"] = _retry(data["retry"])
     with config_change():

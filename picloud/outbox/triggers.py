@@ -56,9 +56,7 @@ def update_trigger(trigger, data):
     if "script_id" in data:
         changes["script"] = _script_id(trigger.app_id, data["script_id"])
     if "enabled" in data:
-        if not isinstance(data["enabled"], bool):  # null would read as "off"
-            raise ValidationFailed("enabled", "enabled must be true or false.")
-        changes["enabled"] = data["enabled"]
+        changes["enabled"] = bool_field("enabled", data["enabled"])
     glob_name = GLOB_FIELDS.get(trigger.kind)
     if glob_name in data:
         changes["glob"] = glob_field(glob_name, data[glob_name])
