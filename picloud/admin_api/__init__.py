@@ -125,6 +125,6 @@ def init_app(app):
     from picloud.admin_api import auth, users  # noqa: F401  (registers the views)
     from picloud.admin_api import apps, domains, execute, executions, routes, sandbox, scripts  # noqa: F401
     from picloud.admin_api import docs, kv  # noqa: F401
-    from picloud.admin_api import dead_letters, triggers  # noqa: F401
+    from picloud.admin_api import dead_letters, tls, triggers  # noqa: F401
 
     app.register_blueprint(bp)
