@@ -6,8 +6,14 @@ from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from picloud import admin_api, cache, dashboard, errors, executions, health, orchestrator
 from picloud import db as database
+from picloud.auth import bootstrap_admin
 from picloud.config import ensure_secret_key, load_settings
+from picloud.manager import apps as manager_apps
+from picloud.migrate import migrate
+from picloud.outbox import dispatcher
+from picloud.routing import traffic
 
 log = logging.getLogger("picloud")
 
@@ -50,29 +56,25 @@ def create_app(settings=None):
 
 
 def _prepare_database(settings):
-    from picloud.auth import bootstrap_admin
-    from picloud.migrate import migrate
-
     migrate(settings)
     with database.connection():
         bootstrap_admin(settings, log)
 
 
 def _register_parts(app):
-    from picloud import admin_api, dashboard, errors, executions, health, manager, orchestrator, outbox, routing
-
     # Object ids in the URLs of the admin API and the dashboard alike.
     app.url_map.converters["id"] = admin_api.IdConverter
     errors.init_app(app)
     health.init_app(app)
     executions.init_app(app)
     orchestrator.init_app(app)
-    outbox.init_app(app)  # after the orchestrator: the dispatcher stops before the executors
-    manager.init_app(app)
+    dispatcher.init_app(app)  # after the orchestrator: the dispatcher stops before the executors
+    manager_apps.init_app(app)
     admin_api.init_app(app)
     csrf.exempt(admin_api.bp)  # bearer tokens, never cookies: no CSRF to forge
     dashboard.init_app(app)
-    routing.init_app(app)  # last: user traffic takes every path outside the reserved prefixes
+    cache.init_app(app)
+    traffic.init_app(app)  # last: user traffic takes every path outside the reserved prefixes
 
 
 def _close_connection(exc):

@@ -15,6 +15,7 @@ import time
 
 from picloud.db import db, is_postgres
 from picloud.models import Execution, isoformat, utcnow
+from picloud.services import services
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +239,4 @@ def flush_pending():
 
 def init_app(app):
     """Create the process's log writer and register it as a service."""
-    from picloud.services import services
-
     services(app).add(init_writer(app.config["PICLOUD"]))

@@ -12,10 +12,11 @@ import threading
 import time
 import uuid
 
-from picloud import executions, sandbox
+from picloud import cache, executions, sandbox
+from picloud.data.host import HOST_API, script_host
 from picloud.models import isoformat, utcnow
-from picloud.routing import tables
 from picloud.sandbox import ExecutionJob, ExecutorPool, Outcome, Overloaded, Status
+from picloud.services import services
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,8 @@ def run_script(
     ``wait_seconds`` (None waits for ever). The record is queued for the log writer.
     """
     orchestrator = _current
-    script = tables.ScriptSnapshot.of(script)
-    app = tables.app_info(script.app_id)
+    script = cache.ScriptSnapshot.of(script)
+    app = cache.app_info(script.app_id)
     execution_id = execution_id or str(uuid.uuid4())
     queued_at = queued_at or utcnow()
     ctx = {
@@ -153,7 +154,7 @@ def run_script(
         "trigger_depth": trigger_depth,
         "principal": principal,
     }
-    host_api, host = _script_host(script.app_id, ctx)
+    host_api, host = _script_host(script.app_id, ctx, orchestrator.settings.max_value_bytes)
     job = ExecutionJob(
         source=script.source,
         chunk_name=script.name,
@@ -206,18 +207,15 @@ def http_status_of(outcome):
     return ERROR_STATUS.get(status, 500)
 
 
-def _script_host(app_id, ctx):
+def _script_host(app_id, ctx, max_value_bytes):
     """Return the data plane's (host_api, host callable) for one run."""
-    # Imported here: the data plane imports the outbox, whose dispatcher imports us.
-    from picloud.data.host import HOST_API, script_host
-
     made = None
 
     # Most runs call no host function: build the data plane's stores on the first call.
     def host(module, fn, args):
         nonlocal made
         if made is None:
-            _, made = script_host(app_id, ctx)
+            _, made = script_host(app_id, ctx, max_value_bytes=max_value_bytes)
         return made(module, fn, args)
 
     return HOST_API, host
@@ -272,6 +270,4 @@ def _iso_from_unix(at):
 
 def init_app(app):
     """Create the process's orchestrator and register it as a service."""
-    from picloud.services import services
-
     services(app).add(init_orchestrator(app.config["PICLOUD"]))

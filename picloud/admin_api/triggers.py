@@ -5,7 +5,7 @@ from picloud.admin_api import bp, json_body, paginate, requires
 from picloud.errors import NotFound
 from picloud.manager.apps import resolve_app
 from picloud.models import Trigger
-from picloud.outbox.triggers import create_trigger, delete_trigger, update_trigger
+from picloud.manager.triggers import create_trigger, delete_trigger, update_trigger
 
 
 def get_trigger(trigger_id):

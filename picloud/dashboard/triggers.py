@@ -11,7 +11,7 @@ from picloud.errors import NotFound, ValidationFailed
 from picloud.models import Script, Trigger
 from picloud.models.outbox import GLOB_FIELDS
 from picloud.outbox.retry import BACKOFFS, DEFAULT_RETRY
-from picloud.outbox.triggers import create_trigger, delete_trigger, update_trigger
+from picloud.manager.triggers import create_trigger, delete_trigger, update_trigger
 
 KINDS = (("kv", "KV keys change"), ("docs", "documents change"), ("dead_letter", "an event is dead-lettered"))
 OPS = ("set", "insert", "update", "delete")

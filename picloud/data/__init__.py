@@ -34,6 +34,7 @@ import re
 from picloud.db import db, is_postgres
 from picloud.errors import PayloadTooLarge, ValidationFailed
 from picloud.models.data import compact_json
+from picloud.outbox import emit_data_event, watching_triggers
 
 MAX_KEY_BYTES = 512
 MAX_DEPTH = 100
@@ -176,15 +177,11 @@ def watching(app_id, kind, op, name):
     A mutation nobody watches emits nothing, so it may run as one statement with no
     transaction around it.
     """
-    from picloud.outbox import watching_triggers  # the outbox imports models; keep this lazy
-
     return watching_triggers(app_id, kind, op, name)
 
 
 def emit_event(app_id, origin, *, kind, op, name, payload, triggers=None):
     """Queue the outbox events of one mutation, inside its open transaction."""
-    from picloud.outbox import emit_data_event
-
     return emit_data_event(
         app_id,
         kind=kind,

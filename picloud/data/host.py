@@ -12,9 +12,6 @@ Results go back through JSON, where None at the top becomes nil and None inside 
 ``json.null``; a missing cursor is therefore left out, not set to None, so that
 ``while page.cursor do`` ends.
 """
-from flask import current_app, has_app_context
-
-from picloud.config import Settings
 from picloud.data import Origin
 from picloud.data.docs import DocStore
 from picloud.data.kv import KVStore
@@ -31,16 +28,18 @@ LIST_OPTIONS = ("prefix", "limit", "cursor")
 FIND_OPTIONS = ("limit", "cursor", "sort")
 
 
-def script_host(app_id, ctx):
-    """Return (host_api, host callable) that give one run the data of app ``app_id``."""
+def script_host(app_id, ctx, *, max_value_bytes):
+    """Return (host_api, host callable) that give one run the data of app ``app_id``.
+
+    ``max_value_bytes`` is PICLOUD_MAX_VALUE_BYTES of the process running the script.
+    """
     origin = Origin(
         trigger_depth=ctx.get("trigger_depth") or 0,
         parent_execution_id=ctx.get("execution_id"),
     )
-    limit = max_value_bytes()
     calls = _calls(
-        KVStore(app_id, max_value_bytes=limit, origin=origin),
-        DocStore(app_id, max_value_bytes=limit, origin=origin),
+        KVStore(app_id, max_value_bytes=max_value_bytes, origin=origin),
+        DocStore(app_id, max_value_bytes=max_value_bytes, origin=origin),
     )
 
     def host(module, fn, args):
@@ -58,17 +57,6 @@ def script_host(app_id, ctx):
             raise HostError(f"{label}: {exc.message}") from None
 
     return HOST_API, host
-
-
-def max_value_bytes():
-    """Return PICLOUD_MAX_VALUE_BYTES of this process (runs outside requests have no app)."""
-    if has_app_context():
-        return current_app.config["PICLOUD"].max_value_bytes
-    from picloud import orchestrator
-
-    running = orchestrator.current()
-    settings = running.settings if running is not None else Settings()
-    return settings.max_value_bytes
 
 
 def _calls(kv, docs):

@@ -25,6 +25,7 @@ from picloud.db import db, is_postgres
 from picloud.errors import ValidationFailed
 from picloud.models import isoformat, utcnow
 from picloud.models.data import KVEntry, compact_json
+from picloud.outbox import NOTIFY_SQL, data_event_rows, insert_events_cte
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 PREVIEW_CHARS = 200
@@ -150,8 +151,6 @@ class KVStore:
         database; a first write of the key that a concurrent one beats writes nothing
         and queues nothing, and is tried again (then as an update).
         """
-        from picloud.outbox import NOTIFY_SQL, data_event_rows, insert_events_cte  # see emit_event
-
         while True:
             now = utcnow()
             head = (

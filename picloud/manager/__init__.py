@@ -52,12 +52,3 @@ def reject_unknown(data, allowed):
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         raise ValidationFailed(unknown[0], f"Unknown field {unknown[0]!r}.")
-
-
-def init_app(app):
-    """Make sure the default app exists (and says hello on a fresh install)."""
-    from picloud.db import connection
-    from picloud.manager.apps import ensure_default_app
-
-    with app.app_context(), connection():
-        ensure_default_app()

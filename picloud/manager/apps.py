@@ -5,10 +5,11 @@ import re
 from peewee import IntegrityError
 
 from picloud import executions
+from picloud.cache import cache, config_change
+from picloud.db import connection
 from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.manager import bool_field, is_id, reject_unknown, text_field
 from picloud.models import App, AppSlugHistory, Domain, Execution, Route, Script, ScriptVersion, utcnow
-from picloud.routing.cache import cache, config_change
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 RESERVED_SLUGS = frozenset({"admin", "api", "internal", "__internal__"})
@@ -266,3 +267,9 @@ def _slug_taken(slug, holder=None):
     holder = holder or App.by_slug(slug)
     extra = {"held_by": _held_by(holder)} if holder else {}
     return Conflict(f"The slug {slug!r} is taken.", code="slug_taken", **extra)
+
+
+def init_app(app):
+    """Make sure the default app exists (and says hello on a fresh install)."""
+    with app.app_context(), connection():
+        ensure_default_app()

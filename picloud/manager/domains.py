@@ -1,9 +1,9 @@
 """Domain claims: normalising patterns, claiming them for an app, releasing them."""
 from peewee import IntegrityError
 
+from picloud.cache import config_change
 from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.models import App, Domain, Route
-from picloud.routing.cache import config_change
 from picloud.routing.match import InvalidHost, claim_covers, to_ascii_host
 
 

@@ -1,10 +1,11 @@
 """Routes: method, path pattern, host and script checks; conflicts; preview URLs."""
 import dataclasses
 
+from picloud.cache import config_change
 from picloud.errors import Conflict, ValidationFailed
 from picloud.manager import bool_field, is_id, reject_unknown, settings
 from picloud.models import Domain, Route, Script, utcnow
-from picloud.routing.cache import config_change
+from picloud.outbox.retry import validate_retry
 from picloud.routing.match import (
     ANY_METHOD,
     CATCH_ALL,
@@ -232,13 +233,7 @@ def _dispatch_mode(mode):
 
 
 def _retry(retry):
-    """Check a retry policy with the outbox's rules when the outbox is installed."""
+    """Check a retry policy with the outbox's rules (none: the default policy later)."""
     if retry is None:
         return None
-    try:
-        from picloud.outbox.retry import validate_retry
-    except ImportError:
-        if not isinstance(retry, dict):
-            raise ValidationFailed("retry", "retry must be an object.") from None
-        return retry
     return validate_retry(retry)

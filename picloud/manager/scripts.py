@@ -4,10 +4,10 @@ import re
 from peewee import IntegrityError
 
 from picloud import models, sandbox
+from picloud.cache import config_change
 from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.manager import reject_unknown, settings, text_field
 from picloud.models import Route, Script, ScriptVersion, utcnow
-from picloud.routing.cache import config_change
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_SOURCE_BYTES = 256 * 1024

@@ -353,7 +353,7 @@ class ConfigVersion(BaseModel):
 
     @classmethod
     def current(cls):
-        # Plain SQL: on SQLite every data mutation reads it (routing/cache.py), and
+        # Plain SQL: on SQLite every data mutation reads it (picloud/cache.py), and
         # building the query costs more than running it.
         row = cls._meta.database.execute_sql("SELECT version FROM config_version WHERE id = 1").fetchone()
         return row[0] if row else 0

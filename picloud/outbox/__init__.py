@@ -20,12 +20,12 @@ import functools
 import json
 import uuid
 
+from picloud import cache
 from picloud.db import db, is_postgres
 from picloud.models import Execution, isoformat, utcnow
 from picloud.models.outbox import TRIGGER_OPS
 from picloud.outbox.claims import write_transaction
 from picloud.outbox.retry import validate_retry
-from picloud.routing.cache import cache as config_cache
 
 CHANNEL = "picloud_outbox"
 
@@ -123,7 +123,7 @@ _JSON_COLUMNS = ("payload", "principal", "retry")
 
 def enabled_triggers(app_id, kind):
     """Return the app's enabled triggers of one kind as EnabledTrigger tuples (cached)."""
-    return config_cache.get(
+    return cache.cache.get(
         ("triggers", app_id, kind), lambda: _load_enabled_triggers(app_id, kind), exact=True
     )
 
@@ -220,9 +220,7 @@ def enqueue_http_request(route, request_globals, *, app_id=None):
     if app_id is None:
         app_id = getattr(route, "app_id", None)
     if app_id is None:
-        from picloud.routing import tables
-
-        app_id = tables.script(route.script_id).app_id
+        app_id = cache.script(route.script_id).app_id
     now = utcnow()
     event_id, execution_id = str(uuid.uuid4()), str(uuid.uuid4())
     with write_transaction():
@@ -304,14 +302,6 @@ def wake():
     """Wake this process's dispatcher now."""
     if _dispatcher is not None:
         _dispatcher.wake()
-
-
-def init_app(app):
-    """Register this process's dispatcher as a background service."""
-    from picloud.outbox.dispatcher import Dispatcher
-    from picloud.services import services
-
-    services(app).add(Dispatcher(app.config["PICLOUD"]))
 
 
 def set_dispatcher(dispatcher):

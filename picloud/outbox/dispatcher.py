@@ -39,7 +39,7 @@ import gevent.event
 import gevent.queue
 import psycopg
 
-from picloud import executions, orchestrator
+from picloud import cache, executions, orchestrator
 from picloud.db import connection, db, is_postgres
 from picloud.models import OutboxEvent, isoformat, utcnow
 from picloud.outbox import CHANNEL, record_queued, runnable_request, set_dispatcher
@@ -47,8 +47,8 @@ from picloud.outbox import claims
 from picloud.outbox.claims import write_transaction
 from picloud.outbox.dead_letters import bury, purge_resolved, record_handler_result
 from picloud.outbox.retry import has_attempts_left, next_delay_ms
-from picloud.routing import tables
 from picloud.sandbox import Overloaded
+from picloud.services import services
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class Dispatcher:
             return None
         if event.trigger_depth > self.settings.max_trigger_depth:
             return self._skip(event)
-        script = tables.script(event.script_id)
+        script = cache.script(event.script_id)
         if script is None:  # deleted since the event was queued: nothing to run
             self._mark_delivered(event)
             return None
@@ -419,3 +419,8 @@ def _drop_connection():
             db.close()
     except Exception:
         log.warning("dispatcher: closing a database connection failed", exc_info=True)
+
+
+def init_app(app):
+    """Register this process's dispatcher as a background service."""
+    services(app).add(Dispatcher(app.config["PICLOUD"]))

@@ -27,9 +27,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import get_input_stream
 
+from picloud import cache
 from picloud.db import db
 from picloud.errors import NotFound, PayloadTooLarge, PiCloudError
 from picloud.orchestrator import ERROR_STATUS, Overloaded, run_script, status_text
+from picloud.outbox import enqueue_http_request
 from picloud.routing import tables
 from picloud.routing.match import MethodNotAllowed, match_route, normalize_host, split_request_path
 from picloud.sandbox import MAX_GLOBALS_DEPTH
@@ -117,7 +119,7 @@ def serve(environ, settings):
         request = request_table(environ, method, host, result.params, body)
         if route.dispatch_mode == "async":
             return _enqueue(route, request)
-        script = tables.script(route.script_id)
+        script = cache.script(route.script_id)
         if script is None:  # deleted between the route and the script lookup
             raise NotFound("No route matches this path.", code="no_route")
         return run_sync(script, {"request": request}, source="http", settings=settings)
@@ -335,8 +337,6 @@ def _request_parts(environ):
 
 
 def _enqueue(route, request):
-    from picloud.outbox import enqueue_http_request
-
     accepted = enqueue_http_request(route, request)
     body = {"accepted_at": accepted["accepted_at"], "execution_id": accepted["execution_id"]}
     return _response(json.dumps(body).encode(), 202, [("Content-Type", "application/json")])

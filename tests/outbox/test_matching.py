@@ -3,7 +3,7 @@ import pytest
 
 from picloud.models import Trigger
 from picloud.outbox import matches
-from picloud.outbox.triggers import ops_field
+from picloud.manager.triggers import ops_field
 
 
 def trigger(glob, ops=()):
@@ -51,7 +51,7 @@ def test_ops_are_deduplicated_in_canonical_order():
 def test_the_cached_triggers_of_an_app_follow_every_trigger_change(own_database, unique):
     from picloud.models import App, Script, User
     from picloud.outbox import watching_triggers
-    from picloud.outbox.triggers import create_trigger, delete_trigger, update_trigger
+    from picloud.manager.triggers import create_trigger, delete_trigger, update_trigger
 
     app = App.create(slug=unique("cache"), name="cache")
     script = Script.create(app=app, name="s", source="return 1")

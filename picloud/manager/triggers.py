@@ -5,16 +5,16 @@ listens to (empty: every op) and a retry policy; a dead-letter trigger only name
 script. Deleting a trigger also drops its events still waiting in the queue: whoever
 removes a trigger wants its script to stop running.
 
-Every write here is a configuration change (``picloud.routing.cache``): each process
+Every write here is a configuration change (``picloud.cache``): each process
 keeps the enabled data triggers of an app in its configuration cache, so that a data
 mutation need not query them, and the change drops them there.
 """
+from picloud.cache import config_change
 from picloud.errors import ValidationFailed
 from picloud.manager import bool_field, is_id, reject_unknown
 from picloud.models import OutboxEvent, Script, Trigger, utcnow
 from picloud.models.outbox import GLOB_FIELDS, TRIGGER_KINDS, TRIGGER_OPS
 from picloud.outbox.retry import validate_retry
-from picloud.routing.cache import config_change
 
 MAX_GLOB_LENGTH = 1024
 

@@ -1,4 +1,7 @@
-"""Per-process caches of domains, apps, routes and scripts, and their invalidation.
+"""The process-wide configuration cache and its invalidation, and the lookups it serves.
+
+Domains, apps, routes, scripts and triggers are loaded from the database on a miss and
+then served from one ``ConfigCache`` until a configuration change drops them all.
 
 A change (``config_change``) bumps the ``config_version`` counter in its own transaction
 and, on PostgreSQL, sends ``NOTIFY picloud_config``. The changing process drops its
@@ -11,11 +14,14 @@ import contextlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 import psycopg
 
 from picloud.db import db, is_postgres
+from picloud.models import App, Script
 from picloud.models.apps import ConfigVersion
+from picloud.services import services
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +151,66 @@ class ConfigListener:
                     cache.invalidate()
                 # A dead server shows up here rather than as a silent, endless wait.
                 conn.execute("SELECT 1")
+
+
+def init_app(app):
+    """Register the LISTEN connection that drops the cache on another process's change."""
+    if is_postgres():
+        services(app).add(ConfigListener(db.obj.url))
+
+
+# Lookups served from the cache ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    id: int
+    slug: str
+
+
+@dataclass(frozen=True)
+class ScriptSnapshot:
+    """What running a script needs, detached from the database row."""
+
+    id: int
+    app_id: int
+    name: str
+    version: int
+    source: str
+    timeout_seconds: int
+    sandbox: dict
+
+    @classmethod
+    def of(cls, script):
+        """Return a snapshot of a Script row (or the snapshot itself)."""
+        if isinstance(script, cls):
+            return script
+        return cls(
+            id=script.id,
+            app_id=script.app_id,
+            name=script.name,
+            version=script.version,
+            source=script.source,
+            timeout_seconds=script.timeout_seconds,
+            sandbox=dict(script.sandbox or {}),
+        )
+
+
+def app_info(app_id):
+    """Return AppInfo for an app id, or None."""
+    return cache.get(("app", app_id), lambda: _load_app(app_id))
+
+
+def script(script_id):
+    """Return a ScriptSnapshot, or None if the script is gone."""
+    return cache.get(("script", script_id), lambda: _load_script(script_id))
+
+
+def _load_app(app_id):
+    row = App.select(App.id, App.slug).where(App.id == app_id).tuples().first()
+    return AppInfo(*row) if row else None
+
+
+def _load_script(script_id):
+    row = Script.get_or_none(Script.id == script_id)
+    return ScriptSnapshot.of(row) if row else None
