@@ -126,5 +126,6 @@ def init_app(app):
     from picloud.admin_api import apps, domains, execute, executions, routes, sandbox, scripts  # noqa: F401
     from picloud.admin_api import docs, kv  # noqa: F401
     from picloud.admin_api import dead_letters, tls, triggers  # noqa: F401
+    from picloud.admin_api import bundles  # noqa: F401
 
     app.register_blueprint(bp)

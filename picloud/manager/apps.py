@@ -114,11 +114,7 @@ def update_app(app, **fields):
     """Change an app's name, description or slug (recording the old slug in history)."""
     reject_unknown(fields, ("name", "description", "slug", "force"))
     force = bool_field("force", fields.get("force"), default=False)
-    changes = {}
-    if "name" in fields:
-        changes["name"] = text_field("name", fields["name"], max_length=NAME_MAX) or app.slug
-    if "description" in fields:
-        changes["description"] = text_field("description", fields["description"], max_length=DESCRIPTION_MAX, default="")
+    changes = clean_app_fields(app, fields)
     new_slug = fields.get("slug")
     if "slug" in fields and new_slug != app.slug:
         _validate_slug(new_slug)
@@ -135,6 +131,16 @@ def update_app(app, **fields):
     except IntegrityError:
         raise _slug_taken(new_slug) from None
     return App.get_by_id(app.id)
+
+
+def clean_app_fields(app, fields):
+    """Check the app's own fields (not its slug) present in ``fields``; return them as stored."""
+    changes = {}
+    if "name" in fields:
+        changes["name"] = text_field("name", fields["name"], max_length=NAME_MAX) or app.slug
+    if "description" in fields:
+        changes["description"] = text_field("description", fields["description"], max_length=DESCRIPTION_MAX, default="")
+    return changes
 
 
 def delete_app(app):

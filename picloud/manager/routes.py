@@ -53,10 +53,13 @@ class PreviewURL:
         return "".join(text for _, text in self.parts)
 
 
-def create_route(app, data):
-    """Create a route in the app; 422 for bad fields, 409 route_conflict on overlap."""
-    reject_unknown(data, _FIELDS)
-    fields = {
+def clean_route(data):
+    """Check a new route's own fields and return them as stored, defaults filled in.
+
+    The checks against the app (host claimed, script of the app, conflicts) come when
+    the route is written.
+    """
+    return {
         "method": _method(data.get("method")),
         "path": _path(data.get("path")),
         "host": _host(data.get("host")),
@@ -65,6 +68,17 @@ def create_route(app, data):
         "enabled": bool_field("enabled", data.get("enabled"), default=True),
         "retry": _retry(data.get("retry")),
     }
+
+
+def route_key(method, host, path):
+    """Return what identifies a route within its app: method, host and path shape."""
+    return method, host, path_shape(parse_path(path))
+
+
+def create_route(app, data):
+    """Create a route in the app; 422 for bad fields, 409 route_conflict on overlap."""
+    reject_unknown(data, _FIELDS)
+    fields = clean_route(data)
     with config_change():
         _check_against_app(app.id, fields, route_id=None)
         return Route.create(app=app, script=fields.pop("script_id"), **fields)

@@ -16,16 +16,21 @@ DEFAULT_TIMEOUT_SECONDS = 5
 _FIELDS = ("name", "description", "source", "timeout_seconds", "sandbox")
 
 
-def create_script(app, data, user):
-    """Create a script in the app, as version 1."""
-    reject_unknown(data, _FIELDS + ("app_id",))
-    fields = {
+def clean_script(data):
+    """Check a new script's fields and return them as stored, defaults filled in."""
+    return {
         "name": _name(data.get("name")),
         "source": _source(data.get("source")),
         "description": text_field("description", data.get("description"), max_length=DESCRIPTION_MAX, default=""),
         "timeout_seconds": _timeout(data.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
         "sandbox": _sandbox(data.get("sandbox")),
     }
+
+
+def create_script(app, data, user):
+    """Create a script in the app, as version 1."""
+    reject_unknown(data, _FIELDS + ("app_id",))
+    fields = clean_script(data)
     try:
         with config_change():
             script = Script.create(app=app, **fields)

@@ -26,25 +26,38 @@ def fields_of(kind):
     return ("script_id", GLOB_FIELDS[kind], "ops", "retry", "enabled")
 
 
+def clean_trigger(kind, data):
+    """Check a new trigger's own fields (all but its script); return them as its JSON shows them."""
+    if kind not in TRIGGER_KINDS:
+        raise ValidationFailed("kind", "kind must be kv, docs or dead_letter.")
+    fields = {"enabled": bool_field("enabled", data.get("enabled"), default=True)}
+    if kind in GLOB_FIELDS:
+        fields[GLOB_FIELDS[kind]] = glob_field(GLOB_FIELDS[kind], data.get(GLOB_FIELDS[kind]))
+        fields["ops"] = ops_field(kind, data.get("ops"))
+        fields["retry"] = validate_retry(data.get("retry"))
+    elif data.get("retry") is not None:
+        raise ValidationFailed("retry", "A dead-letter handler is never retried.")
+    else:
+        fields["retry"] = None
+    return fields
+
+
 def create_trigger(app, kind, data, user):
     """Create a trigger of ``kind`` in the app, registered by ``user``."""
     if kind not in TRIGGER_KINDS:
         raise ValidationFailed("kind", "kind must be kv, docs or dead_letter.")
     reject_unknown(data, fields_of(kind))
+    cleaned = clean_trigger(kind, data)
     fields = {
         "kind": kind,
         "script": _script_id(app.id, data.get("script_id")),
-        "enabled": bool_field("enabled", data.get("enabled"), default=True),
+        "enabled": cleaned["enabled"],
+        "glob": cleaned.get(GLOB_FIELDS.get(kind)),
+        "ops": cleaned.get("ops", []),
+        "retry": cleaned["retry"],
         "registered_by": user.id if user is not None else None,
         "registered_by_name": user.username if user is not None else None,
     }
-    if kind in GLOB_FIELDS:
-        fields["glob"] = glob_field(GLOB_FIELDS[kind], data.get(GLOB_FIELDS[kind]))
-        fields["ops"] = ops_field(kind, data.get("ops"))
-        fields["retry"] = validate_retry(data.get("retry"))
-    else:
-        fields["ops"] = []
-        fields["retry"] = None
     with config_change():
         return Trigger.create(app=app.id, **fields)
 
