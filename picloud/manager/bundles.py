@@ -12,16 +12,16 @@ problem a real apply would.
 import contextlib
 import dataclasses
 
+from picloud.cache import config_change
 from picloud.errors import Conflict, Forbidden, PiCloudError, ValidationFailed
 from picloud.manager import reject_unknown
 from picloud.manager.apps import clean_app_fields, update_app
 from picloud.manager.domains import add_domain, delete_domain, normalize_pattern
 from picloud.manager.routes import clean_route, create_route, delete_route, route_key, update_route
 from picloud.manager.scripts import clean_script, create_script, delete_script, update_script
+from picloud.manager.triggers import clean_trigger, create_trigger, delete_trigger, fields_of, update_trigger
 from picloud.models import Domain, Route, Script, Trigger
 from picloud.models.outbox import GLOB_FIELDS
-from picloud.outbox.triggers import clean_trigger, create_trigger, delete_trigger, fields_of, update_trigger
-from picloud.routing.cache import config_change
 
 FORMAT = 1
 SECTIONS = ("format", "app", "domains", "scripts", "routes", "triggers")
