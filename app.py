@@ -13,7 +13,7 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
-from picloud import create_app  # noqa: E402
+from picloud.web import create_app  # noqa: E402
 from picloud.config import ConfigError, load_settings  # noqa: E402
 from picloud.migrate import SchemaTooNew  # noqa: E402
 from picloud.services import services  # noqa: E402

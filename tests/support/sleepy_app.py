@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-from picloud import create_app  # noqa: E402
+from picloud.web import create_app  # noqa: E402
 from picloud.config import load_settings  # noqa: E402
 from picloud.db import db  # noqa: E402
 
