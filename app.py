@@ -62,6 +62,25 @@ def serve():
     log.info("stopped")
 
 
+def rotate_secrets():
+    """Re-encrypt every secret under the first key of PICLOUD_SECRETS_KEY."""
+    from picloud import db
+    from picloud.manager.secrets import reseal_all
+    from picloud.migrate import migrate
+    from picloud.vault import SealedValueUnreadable, init_vault
+
+    try:
+        settings = load_settings()
+        init_vault(settings)
+        db.init_db(settings.database_url)
+        migrate(settings)
+        with db.connection():
+            count = reseal_all()
+    except (ConfigError, SchemaTooNew, SealedValueUnreadable) as exc:
+        sys.exit(f"picloud: {exc}")
+    print(f"re-encrypted {count} secret(s) under the first key of PICLOUD_SECRETS_KEY")
+
+
 def main(argv):
     if argv[1:] == ["migrate"]:
         from picloud import db
@@ -72,8 +91,11 @@ def main(argv):
         applied = migrate(settings)
         print("applied:", ", ".join(applied) if applied else "nothing (up to date)")
         return
+    if argv[1:] == ["rotate-secrets"]:
+        rotate_secrets()
+        return
     if argv[1:]:
-        sys.exit("usage: python app.py [migrate]")
+        sys.exit("usage: python app.py [migrate | rotate-secrets]")
     serve()
 
 

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from picloud.egress.policy import EgressAllow, InvalidAllowEntry
 from picloud.sandbox import limits_from_env
 
 
@@ -22,6 +23,7 @@ class Settings:
     data_dir: Path = Path("data")
     database_url: str = ""
     secret_key: str = ""
+    secrets_key: str = ""
     admin_password: str | None = None
     executor_processes: int = 2
     queue_wait_ms: int = 2000
@@ -32,6 +34,7 @@ class Settings:
     max_value_bytes: int = 1_048_576
     log_retention_days: int = 7
     proxy_count: int = 0
+    egress_allow: EgressAllow = EgressAllow()
     sandbox_defaults: dict = field(default_factory=dict)
     sandbox_ceilings: dict = field(default_factory=dict)
 
@@ -94,12 +97,18 @@ def load_settings(environ=None):
     values.setdefault("executor_processes", os.cpu_count() or 1)
     data_dir = Path(env.get("PICLOUD_DATA_DIR") or "data")
     defaults, ceilings = limits_from_env(env)
+    try:
+        egress_allow = EgressAllow.parse(env.get("PICLOUD_EGRESS_ALLOW", ""))
+    except InvalidAllowEntry as exc:
+        raise ConfigError(f"PICLOUD_EGRESS_ALLOW: {exc}") from None
     return Settings(
         bind=parse_bind(env.get("PICLOUD_BIND") or "127.0.0.1:8080"),
         data_dir=data_dir,
         database_url=parse_database_url(env.get("DATABASE_URL", ""), data_dir),
         secret_key=env.get("PICLOUD_SECRET_KEY", ""),
+        secrets_key=env.get("PICLOUD_SECRETS_KEY", ""),
         admin_password=env.get("PICLOUD_ADMIN_PASSWORD") or None,
+        egress_allow=egress_allow,
         sandbox_defaults=defaults,
         sandbox_ceilings=ceilings,
         **values,
@@ -116,18 +125,18 @@ def ensure_secret_key(settings):
         # O_EXCL: when several workers start at once, exactly one writes the key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return _read_key(path)
+        return read_key_file(path, "PICLOUD_SECRET_KEY")
     with os.fdopen(fd, "w") as out:
         key = secrets.token_hex(32)
         out.write(key)
     return key
 
 
-def _read_key(path):
+def read_key_file(path, variable):
     """Read a key file that another process may be writing right now."""
     for _ in range(50):
         key = path.read_text().strip()
         if key:
             return key
         time.sleep(0.01)
-    raise ConfigError(f"{path} is empty; delete it or set PICLOUD_SECRET_KEY")
+    raise ConfigError(f"{path} is empty; delete it or set {variable}")

@@ -170,6 +170,7 @@ def _row(execution):
         _json(get("error")),
         _json(get("logs")),
         _json(get("usage")),
+        _json(get("http_calls")),
     )
 
 

@@ -14,6 +14,7 @@ from picloud.manager import apps as manager_apps
 from picloud.migrate import migrate
 from picloud.outbox import dispatcher
 from picloud.routing import traffic
+from picloud.vault import init_vault
 
 log = logging.getLogger("picloud")
 
@@ -28,6 +29,7 @@ CONTENT_SECURITY_POLICY = (
 def create_app(settings=None):
     """Build the PiCloud WSGI app: migrate, bootstrap, register every part."""
     settings = settings or load_settings()
+    init_vault(settings)  # first: an invalid secrets key stops the server before anything else
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.config.update(
         PICLOUD=settings,

@@ -127,5 +127,6 @@ def init_app(app):
     from picloud.admin_api import docs, kv  # noqa: F401
     from picloud.admin_api import dead_letters, tls, triggers  # noqa: F401
     from picloud.admin_api import bundles  # noqa: F401
+    from picloud.admin_api import secrets  # noqa: F401
 
     app.register_blueprint(bp)

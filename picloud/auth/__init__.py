@@ -28,6 +28,7 @@ CAPABILITIES = (
     "apps.manage",
     "domains.manage",
     "users.manage",
+    "secrets.manage",
 )
 
 _VIEWER = ("read", "logs.read", "data.read")
@@ -38,6 +39,7 @@ _DEVELOPER = _VIEWER + (
     "routes.manage",
     "triggers.manage",
     "dead_letters.manage",
+    "secrets.manage",
 )
 ROLE_CAPABILITIES = {
     "viewer": frozenset(_VIEWER),

@@ -74,6 +74,15 @@ class RenameForm(FlaskForm):
     force = BooleanField("Take this slug over")
 
 
+class SecretForm(FlaskForm):
+    name = StringField(
+        "Name",
+        validators=[DataRequired(), Regexp(r"^[A-Z_][A-Z0-9_]{0,63}$", message="Upper-case letters, digits and _ (max 64), not starting with a digit.")],
+        **TEXT,
+    )
+    value = PasswordField("Value", validators=[InputRequired(), Length(max=64 * 1024)])
+
+
 class DeleteAppForm(FlaskForm):
     confirm_slug = StringField("Type the app's slug to confirm", validators=[DataRequired()], **TEXT)
 

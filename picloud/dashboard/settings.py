@@ -3,12 +3,13 @@ from flask import request, url_for
 
 from picloud.dashboard import bp, login_required
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
-from picloud.dashboard.forms import AppDetailsForm, DeleteAppForm, RenameForm
-from picloud.errors import Conflict, ValidationFailed
+from picloud.dashboard.forms import AppDetailsForm, ConfirmForm, DeleteAppForm, RenameForm, SecretForm
+from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.manager.apps import check_slug, delete_app, update_app
+from picloud.manager.secrets import delete_secret, list_secrets, put_secret
 
 
-def _render(app, status=200, details=None, rename=None, delete=None, check=None, saved=False):
+def _render(app, status=200, details=None, rename=None, delete=None, check=None, saved=False, secret=None):
     return render_tab(
         app,
         "settings",
@@ -19,6 +20,8 @@ def _render(app, status=200, details=None, rename=None, delete=None, check=None,
         delete=delete or DeleteAppForm(formdata=None),
         result=check,
         saved=saved,
+        secrets=list_secrets(app.id),
+        secret_form=secret or SecretForm(formdata=None),
     )
 
 
@@ -94,3 +97,34 @@ def remove_app(app):
         form.confirm_slug.errors.append(describe_error(exc))
         return _render(app, exc.status, delete=form)
     return go_to(url_for("dashboard.apps"))
+
+
+@bp.post("/apps/<slug>/settings/secrets")
+@login_required("secrets.manage")
+@app_page
+def set_secret(app):
+    """Set or replace a secret; its value is never shown again."""
+    form = SecretForm()
+    if not form.validate_on_submit():
+        return _render(app, 422, secret=form)
+    try:
+        put_secret(app.id, form.name.data, form.value.data)
+    except ValidationFailed as exc:
+        show_error(form, exc, "value")
+        return _render(app, exc.status, secret=form)
+    return go_to(url_for("dashboard.app_settings", slug=app.slug) + "#secrets")
+
+
+@bp.post("/apps/<slug>/settings/secrets/<name>/delete")
+@login_required("secrets.manage")
+@app_page
+def remove_secret(app, name):
+    """Delete a secret."""
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        return _render(app, 400)
+    try:
+        delete_secret(app.id, name)
+    except NotFound:
+        pass  # already gone: the list shows the truth
+    return go_to(url_for("dashboard.app_settings", slug=app.slug) + "#secrets")

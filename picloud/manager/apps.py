@@ -9,6 +9,7 @@ from picloud.cache import cache, config_change
 from picloud.db import connection
 from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.manager import bool_field, is_id, reject_unknown, text_field
+from picloud.manager.domains import normalize_pattern
 from picloud.models import App, AppSlugHistory, Domain, Execution, Route, Script, ScriptVersion, utcnow
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -16,6 +17,7 @@ RESERVED_SLUGS = frozenset({"admin", "api", "internal", "__internal__"})
 DEFAULT_SLUG = "default"
 DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 NAME_MAX = 200
+MAX_EGRESS_HOSTS = 100
 DESCRIPTION_MAX = 4000
 
 HELLO_SOURCE = 'return "Hello from PiCloud!"\n'
@@ -112,7 +114,7 @@ def create_app(slug, name=None, description=None, force=False):
 
 def update_app(app, **fields):
     """Change an app's name, description or slug (recording the old slug in history)."""
-    reject_unknown(fields, ("name", "description", "slug", "force"))
+    reject_unknown(fields, ("name", "description", "slug", "force", "egress_hosts"))
     force = bool_field("force", fields.get("force"), default=False)
     changes = clean_app_fields(app, fields)
     new_slug = fields.get("slug")
@@ -136,11 +138,30 @@ def update_app(app, **fields):
 def clean_app_fields(app, fields):
     """Check the app's own fields (not its slug) present in ``fields``; return them as stored."""
     changes = {}
+    if "egress_hosts" in fields:
+        changes["egress_hosts"] = egress_hosts_field(fields["egress_hosts"])
     if "name" in fields:
         changes["name"] = text_field("name", fields["name"], max_length=NAME_MAX) or app.slug
     if "description" in fields:
         changes["description"] = text_field("description", fields["description"], max_length=DESCRIPTION_MAX, default="")
     return changes
+
+
+def egress_hosts_field(value):
+    """Return a validated ``egress_hosts`` list (host names, ``*.`` wildcards), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_EGRESS_HOSTS:
+        raise ValidationFailed("egress_hosts", f"egress_hosts must be null or a list of at most {MAX_EGRESS_HOSTS} host names.")
+    hosts = []
+    for index, raw in enumerate(value):
+        try:
+            pattern, _ = normalize_pattern(raw)
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"egress_hosts[{index}]", exc.message) from None
+        if pattern not in hosts:
+            hosts.append(pattern)
+    return hosts
 
 
 def delete_app(app):

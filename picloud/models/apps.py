@@ -44,6 +44,8 @@ class App(BaseModel):
     slug = peewee.CharField(max_length=63, unique=True)
     name = peewee.CharField(max_length=200)
     description = peewee.TextField(default="")
+    # Host names (``*.`` wildcards allowed) scripts may call; None = any public host.
+    egress_hosts = JSONField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
@@ -59,6 +61,7 @@ class App(BaseModel):
             "slug": self.slug,
             "name": self.name,
             "description": self.description,
+            "egress_hosts": self.egress_hosts,
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "domains": [d.to_dict() for d in domains],
@@ -238,6 +241,8 @@ class Execution(BaseModel):
     error = JSONField(null=True)
     logs = JSONField(null=True)
     usage = JSONField(null=True)
+    # [{method, url (no query string), status, error, duration_ms}], API.md §11.
+    http_calls = JSONField(null=True)
 
     class Meta:
         table_name = "executions"
@@ -253,6 +258,7 @@ class Execution(BaseModel):
         "id", "app_id", "script_id", "source", "status", "http_status", "queued_at",
         "started_at", "finished_at", "duration_ms", "attempt", "trigger_id",
         "trigger_depth", "event_id", "parent_execution_id", "error", "logs", "usage",
+        "http_calls",
     )
     # Statuses that end a run; "queued", "running" and "skipped" are not failures.
     FAILED = ("script_error", "bad_script_response", "timeout", "limit_exceeded", "internal_error")
@@ -331,6 +337,7 @@ class Execution(BaseModel):
             "error": self.error,
             "logs": self.logs or [],
             "usage": self.usage,
+            "http_calls": self.http_calls or [],
         }
 
 

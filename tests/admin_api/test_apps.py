@@ -14,7 +14,7 @@ def test_create_show_and_list_apps(admin, unique):
     response = create(admin, slug, name="Shop", description="Sells things")
     assert response.status_code == 201
     app = response.json()
-    assert set(app) == {"id", "slug", "name", "description", "created_at", "updated_at", "domains"}
+    assert set(app) == {"id", "slug", "name", "description", "created_at", "updated_at", "domains", "egress_hosts"}
     assert (app["slug"], app["name"], app["description"], app["domains"]) == (slug, "Shop", "Sells things", [])
     assert app["created_at"].endswith("Z")
     assert admin.get(f"/api/v1/admin/apps/{slug}").json()["id"] == app["id"]

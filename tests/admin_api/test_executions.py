@@ -6,7 +6,7 @@ from tests.support.apps import other_site, site  # noqa: F401  (fixtures)
 EXECUTION_FIELDS = {
     "id", "app_id", "script_id", "source", "status", "http_status", "queued_at", "started_at",
     "finished_at", "duration_ms", "attempt", "trigger_id", "trigger_depth", "event_id",
-    "parent_execution_id", "error", "logs", "usage",
+    "parent_execution_id", "error", "logs", "usage", "http_calls",
 }
 
 
