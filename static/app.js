@@ -11,8 +11,7 @@ document.addEventListener("click", (event) => {
 
 // htmx does not swap error responses (see the htmx-config meta tag): show their
 // message above the page instead of failing silently.
-document.addEventListener("htmx:responseError", (event) => {
-  const xhr = event.detail.xhr;
+function showRequestError(xhr) {
   let message = `${xhr.status} ${xhr.statusText}`;
   const page = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
   // An htmx request gets the error as a lone alert; a whole error page has it in <main>.
@@ -27,6 +26,78 @@ document.addEventListener("htmx:responseError", (event) => {
     document.querySelector("main").prepend(banner);
   }
   banner.textContent = message;
+}
+
+// A session that ended while the page was open (logged out elsewhere, cookie gone):
+// the server answers htmx requests 401 with X-PiCloud-Session: ended. Keep what each
+// failed request would have done, ask the person to log in again in a new tab, then
+// fetch a fresh CSRF token and repeat the requests, so no edit is lost. "stale" means
+// the session lives but is newer than this page's token: refresh it and repeat at once.
+const session = (() => {
+  const dialog = document.getElementById("session-ended");
+  const failed = new Map(); // element -> {verb, path, target}
+
+  function remember(detail) {
+    const config = detail.requestConfig || {};
+    failed.set(detail.elt, { verb: config.verb || "get", path: config.path, target: detail.target });
+  }
+
+  function applyToken(token) {
+    const headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+    headers["X-CSRFToken"] = token;
+    document.body.setAttribute("hx-headers", JSON.stringify(headers));
+    document.querySelectorAll("input[name=csrf_token]").forEach((input) => { input.value = token; });
+  }
+
+  async function resume() {
+    if (!dialog) return false;
+    let state = null;
+    try {
+      const answer = await fetch(dialog.dataset.sessionUrl, { credentials: "same-origin", cache: "no-store" });
+      if (answer.ok) state = await answer.json();
+    } catch (error) { state = null; }
+    if (!state || !state.logged_in) return false;
+    applyToken(state.csrf_token);
+    if (dialog.open) dialog.close();
+    const pending = [...failed.entries()];
+    failed.clear();
+    for (const [elt, request] of pending) {
+      if (elt.isConnected) htmx.ajax(request.verb.toUpperCase(), request.path, { source: elt, target: request.target });
+    }
+    return true;
+  }
+
+  function ended(detail) {
+    remember(detail);
+    if (dialog && !dialog.open) {
+      dialog.querySelector("[data-session-status]").hidden = true;
+      dialog.showModal();
+    }
+  }
+
+  async function stale(detail) {
+    remember(detail);
+    if (!(await resume())) ended(detail);
+  }
+
+  if (dialog) {
+    dialog.querySelector("[data-session-retry]").addEventListener("click", async () => {
+      if (!(await resume())) dialog.querySelector("[data-session-status]").hidden = false;
+    });
+    // Coming back from the tab where the person logged in: carry on by itself.
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && dialog.open) resume();
+    });
+  }
+  return { ended, stale };
+})();
+
+document.addEventListener("htmx:responseError", (event) => {
+  const xhr = event.detail.xhr;
+  const state = xhr.getResponseHeader("X-PiCloud-Session");
+  if (state === "ended") session.ended(event.detail);
+  else if (state === "stale") session.stale(event.detail);
+  else showRequestError(xhr);
 });
 
 document.addEventListener("htmx:sendError", () => {
@@ -38,4 +109,10 @@ document.addEventListener("htmx:sendError", () => {
   banner.setAttribute("role", "alert");
   banner.textContent = "The server could not be reached. Check your connection and try again.";
   main.prepend(banner);
+});
+
+// On a narrow screen the tabs are one scrolling strip: bring the selected tab into it.
+document.querySelectorAll(".tabs [aria-selected=true]").forEach((tab) => {
+  const strip = tab.parentElement;
+  strip.scrollLeft = tab.offsetLeft - (strip.clientWidth - tab.offsetWidth) / 2;
 });

@@ -84,6 +84,51 @@
 
   editor.on("change", showUnsaved);
 
+  // Unsaved text is kept in this browser as a draft until it is saved, so a session
+  // that ends, a closed tab or a crash loses nothing; the page offers it back on load.
+  const draftKey = "picloud.draft:" + form.getAttribute("action");
+  const loadedSource = editor.getValue();
+
+  function keepDraft() {
+    try {
+      if (editor.isClean(savedGeneration)) localStorage.removeItem(draftKey);
+      else localStorage.setItem(draftKey, JSON.stringify({ source: editor.getValue(), at: Date.now() }));
+    } catch (error) { /* storage full or disabled: the unsaved guard still warns */ }
+  }
+
+  function offerDraft() {
+    let draft = null;
+    try { draft = JSON.parse(localStorage.getItem(draftKey) || "null"); } catch (error) { draft = null; }
+    if (!draft || typeof draft.source !== "string" || draft.source === loadedSource) return;
+    const notice = document.createElement("p");
+    notice.className = "alert warning draft-notice";
+    notice.setAttribute("role", "status");
+    notice.append(`An unsaved draft from ${new Date(draft.at).toLocaleString()} is kept in this browser. `);
+    const restore = document.createElement("button");
+    restore.type = "button";
+    restore.textContent = "Restore draft";
+    const discard = document.createElement("button");
+    discard.type = "button";
+    discard.className = "link";
+    discard.textContent = "Discard it";
+    notice.append(restore, " ", discard);
+    restore.addEventListener("click", () => { editor.setValue(draft.source); notice.remove(); });
+    discard.addEventListener("click", () => { localStorage.removeItem(draftKey); notice.remove(); });
+    form.before(notice);
+  }
+
+  if (!readOnly) {
+    offerDraft();
+    editor.on("change", keepDraft);
+    document.body.addEventListener("htmx:afterSettle", keepDraft);
+    // Leaving with unsaved edits asks first (the browser shows its own question).
+    window.addEventListener("beforeunload", (event) => {
+      if (editor.isClean(savedGeneration)) return;
+      event.preventDefault();
+      event.returnValue = "";
+    });
+  }
+
   // Ctrl-S anywhere on the page saves the script instead of saving the web page.
   document.addEventListener("keydown", (event) => {
     if (event.defaultPrevented) return; // the editor's own key map handled it

@@ -8,10 +8,11 @@ a copy of the cookie taken before is worthless).
 import functools
 import hashlib
 
-from flask import Blueprint, current_app, g, redirect, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError
 
 from picloud.auth import capabilities_of
-from picloud.errors import Forbidden
+from picloud.errors import BadRequest, Forbidden, Unauthorized
 from picloud.models import User
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin")
@@ -48,6 +49,8 @@ def login_required(capability="read"):
         def wrapper(*args, **kwargs):
             g.user = session_user()
             if g.user is None:
+                if request.htmx:
+                    return session_ended()
                 return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
             if capability not in capabilities_of(g.user):
                 raise Forbidden(capability)
@@ -56,6 +59,38 @@ def login_required(capability="read"):
         return wrapper
 
     return decorator
+
+
+# Tells the page's script why an htmx request failed, so it can ask the person to log
+# in again (``ended``) or fetch a fresh CSRF token and retry (``stale``).
+SESSION_HEADER = "X-PiCloud-Session"
+
+
+def session_ended():
+    """Answer an htmx request whose session has ended: 401, and no page to swap in.
+
+    A redirect to the login page would be followed by the browser and its whole page
+    pasted into whatever region the request targets.
+    """
+    error = Unauthorized("Your session has ended. Log in again to continue.")
+    return render_template("errors/error.html", error=error), 401, {SESSION_HEADER: "ended"}
+
+
+def refused_csrf(exc):
+    """Answer a dashboard request whose CSRF token was refused.
+
+    Without a session the token cannot match: the session ended (logged out elsewhere,
+    cookie gone), and the person gets the log-in prompt rather than "CSRF token missing".
+    With a session the page's token is older than the session (logged in again in another
+    tab): its script fetches a fresh token and retries.
+    """
+    if session_user() is None:
+        if request.htmx:
+            return session_ended()
+        error = Unauthorized("Your session has ended. Log in again, then repeat what you were doing.")
+        return render_template("errors/error.html", error=error), 401
+    error = BadRequest("This page is out of date. Reload it and try again.")
+    return render_template("errors/error.html", error=error), 400, {SESSION_HEADER: "stale"}
 
 
 def can(capability):
@@ -71,8 +106,6 @@ def has_endpoint(name):
 
 def render_partial_or_page(page, partial, **context):
     """Render the partial for an htmx request, else the whole page."""
-    from flask import render_template
-
     return render_template(partial if request.htmx else page, **context)
 
 
@@ -93,4 +126,5 @@ def init_app(app):
     from picloud.dashboard import dead_letters, triggers  # noqa: F401
 
     app.jinja_env.globals.update(can=can, has_endpoint=has_endpoint)
+    app.register_error_handler(CSRFError, refused_csrf)
     app.register_blueprint(bp)

@@ -2,6 +2,7 @@
 from urllib.parse import unquote, urlsplit
 
 from flask import redirect, render_template, request, session, url_for
+from flask_wtf.csrf import generate_csrf
 
 from picloud.auth import authenticate
 from picloud.dashboard import bp, log_in, login_required, session_user
@@ -55,6 +56,22 @@ def logout():
         user.end_sessions()
     session.clear()
     return redirect(url_for("dashboard.login"))
+
+
+@bp.get("/session")
+def session_state():
+    """Tell the page's script whether the session lives, with a fresh CSRF token."""
+    user = session_user()
+    if user is None:
+        return {"logged_in": False}, 401, {"Cache-Control": "no-store"}
+    return {"logged_in": True, "username": user.username, "csrf_token": generate_csrf()}, 200, {"Cache-Control": "no-store"}
+
+
+@bp.get("/session/restored")
+@login_required()
+def session_restored():
+    """Say that the session is back; the tab that lost it picks up where it was."""
+    return render_template("auth/restored.html")
 
 
 @bp.get("")
