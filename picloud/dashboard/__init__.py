@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from flask_wtf.csrf import CSRFError
 
 from picloud.auth import capabilities_of
-from picloud.errors import BadRequest, Forbidden, Unauthorized
+from picloud.errors import BadRequest, Forbidden, Unauthorized, handle_http_exception
 from picloud.models import User
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin")
@@ -77,19 +77,19 @@ def session_ended():
 
 
 def refused_csrf(exc):
-    """Answer a dashboard request whose CSRF token was refused.
+    """Answer an htmx request of the dashboard whose CSRF token was refused.
 
     Without a session the token cannot match: the session ended (logged out elsewhere,
     cookie gone), and the person gets the log-in prompt rather than "CSRF token missing".
     With a session the page's token is older than the session (logged in again in another
-    tab): its script fetches a fresh token and retries.
+    tab): its script fetches a fresh token and repeats the request. A plain form post
+    gets the error page.
     """
+    if not request.htmx:
+        return handle_http_exception(exc)
     if session_user() is None:
-        if request.htmx:
-            return session_ended()
-        error = Unauthorized("Your session has ended. Log in again, then repeat what you were doing.")
-        return render_template("errors/error.html", error=error), 401
-    error = BadRequest("This page is out of date. Reload it and try again.")
+        return session_ended()
+    error = BadRequest(f"{exc.description} This page is out of date: reload it and try again.")
     return render_template("errors/error.html", error=error), 400, {SESSION_HEADER: "stale"}
 
 

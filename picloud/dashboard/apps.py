@@ -83,14 +83,10 @@ def describe_error(exc):
     held_by = exc.extra.get("held_by")
     if held_by:
         message += f" (held by app {held_by['slug']})"
-    if exc.extra.get("conflicts_with"):
-        message += f" (conflicts with route #{exc.extra['conflicts_with']})"
     for kind in ("routes", "triggers"):
         ids = exc.extra.get(kind)
         if ids:
             message += f" ({kind}: {', '.join('#' + str(i) for i in ids)})"
-    if "ceiling" in exc.extra:
-        message += f" (ceiling {exc.extra['ceiling']:,})"
     if exc.extra.get("line"):
         message = f"line {exc.extra['line']}: {message}"
     return message

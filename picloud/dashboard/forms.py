@@ -7,8 +7,14 @@ from picloud.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, ROLES, USERNA
 
 
 class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=255)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    username = StringField(
+        "Username", validators=[DataRequired(), Length(max=255)], render_kw={"autocomplete": "username"}
+    )
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "current-password"},
+    )
 
 
 class TokenForm(FlaskForm):
@@ -16,21 +22,31 @@ class TokenForm(FlaskForm):
 
 
 class PasswordForm(FlaskForm):
-    current = PasswordField("Current password", validators=[DataRequired()])
+    current = PasswordField(
+        "Current password", validators=[DataRequired()], render_kw={"autocomplete": "current-password"}
+    )
     password = PasswordField(
         "New password",
         validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "new-password"},
     )
-    confirm = PasswordField("Repeat new password", validators=[EqualTo("password", "Passwords differ.")])
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[EqualTo("password", "Passwords differ.")],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class UserForm(FlaskForm):
     username = StringField(
         "Username",
         validators=[DataRequired(), Regexp(USERNAME_RE, message="Letters, digits or . _ @ - (max 64).")],
+        render_kw={"autocomplete": "off"},
     )
     password = PasswordField(
-        "Password", validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)]
+        "Password",
+        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "new-password"},
     )
     role = SelectField("Role", choices=[(r, r) for r in ROLES], default="developer")
 

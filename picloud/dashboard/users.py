@@ -15,12 +15,13 @@ def _get_user(user_id):
     return user
 
 
-def _render(form=None, error=None, status=200):
+def _render(form=None, error=None, status=200, done=None):
     context = dict(
         users=User.select().order_by(User.username),
         form=form or UserForm(formdata=None),
         confirm=ConfirmForm(),
         error=error,
+        done=done,
     )
     return render_partial_or_page("users/index.html", "users/_list.html", **context), status
 
@@ -35,6 +36,7 @@ def users():
         form=UserForm(),
         confirm=ConfirmForm(),
         error=None,
+        done=None,
     )
 
 
@@ -49,7 +51,7 @@ def add_user():
         create_user(form.username.data, form.password.data, form.role.data)
     except (Conflict, ValidationFailed) as exc:
         return _render(form, error=exc.message, status=exc.status)
-    return _render()
+    return _render(done=f"Added {form.role.data} {form.username.data}.")
 
 
 @bp.post("/users/<id:user_id>/role")
@@ -59,19 +61,21 @@ def change_role(user_id):
     form = RoleForm()
     if not form.validate_on_submit():
         return _render(error="Pick a valid role.", status=422)
+    user = _get_user(user_id)
     try:
-        update_user(_get_user(user_id), role=form.role.data)
+        update_user(user, role=form.role.data)
     except Conflict as exc:
         return _render(error=exc.message, status=exc.status)
-    return _render()
+    return _render(done=f"{user.username} is now {form.role.data}.")
 
 
 @bp.post("/users/<id:user_id>/delete")
 @login_required("users.manage")
 def remove_user(user_id):
     """Delete a user."""
+    user = _get_user(user_id)
     try:
-        delete_user(_get_user(user_id))
+        delete_user(user)
     except Conflict as exc:
         return _render(error=exc.message, status=exc.status)
-    return _render()
+    return _render(done=f"Deleted user {user.username}.")

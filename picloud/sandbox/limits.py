@@ -111,7 +111,7 @@ def _knob_value(knob, value, ceiling):
         raise InvalidSandbox("validation_failed", field, f"{knob} must be a positive integer.")
     if value > ceiling:
         raise InvalidSandbox(
-            "exceeds_ceiling", field, f"{knob} may be at most {ceiling}.",
+            "exceeds_ceiling", field, f"{knob} may be at most {ceiling:,}.",
             requested=value, ceiling=ceiling,
         )
     return value

@@ -92,7 +92,7 @@ def test_saving_changes_the_route_and_answers_its_row(dash, routed_app):
 @pytest.mark.parametrize(
     "changes, status, message",
     [
-        ({"path": "/other/:x"}, 409, "conflicts with route #"),
+        ({"path": "/other/:x"}, 409, "already answers these requests"),
         ({"path": "/admin/things"}, 422, "reserved for the platform"),
         ({"path": "/api"}, 422, "reserved for the platform"),
         ({"path": "no-slash"}, 422, "starts with"),
@@ -116,7 +116,7 @@ def test_a_rejected_edit_shows_the_error_in_the_form_and_changes_nothing(dash, r
     assert response.status_code == status, response.text
     assert message in html.unescape(response.text)
     if status == 409:
-        assert f"conflicts with route #{other.id}" in response.text
+        assert f"Route {other.id} (" in response.text
     assert response.text.lstrip().startswith(f'<tr id="route-{case["route"].id}" class="editing"')
     assert 'aria-invalid="true"' in response.text and "<html" not in response.text
     assert stored(case["route"]) == before
