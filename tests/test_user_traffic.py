@@ -146,6 +146,15 @@ def test_matching_over_http(site):  # noqa: F811
     assert site.call("/files/a/b").text == "rest=a/b"
 
 
+def test_an_exact_method_and_any_method_share_a_path(site):  # noqa: F811
+    site.route("/orders/:id", 'return "read " .. request.params.id', method="GET")
+    site.route("/orders/:id", 'return "other " .. request.method', method="*")
+    assert site.call("/orders/7").text == "read 7"
+    assert site.call("/orders/7", method="HEAD").status_code == 200
+    assert site.call("/orders/7", method="POST").text == "other POST"
+    assert site.call("/orders/7", method="DELETE").text == "other DELETE"
+
+
 def test_head_falls_back_to_get_without_a_body(site):  # noqa: F811
     site.route("/page", 'return "a page"')
     response = site.call("/page", method="HEAD")
@@ -202,6 +211,7 @@ def test_reserved_prefixes_never_reach_scripts(server, site):  # noqa: F811
     assert site.call("/api/v1/nothing").json()["error"]["code"] == "not_found"
     assert site.call("/admin/login").headers["Content-Type"].startswith("text/html")
     assert site.call("/static/app.css").status_code == 200
+    assert site.call("/metrics").text != "script"
 
 
 def test_a_body_over_the_limit_answers_413(site):  # noqa: F811

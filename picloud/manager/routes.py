@@ -21,7 +21,7 @@ from picloud.routing.match import (
 
 # First path segments that never reach user scripts. ``static`` is not in API.md's
 # list, but the platform serves its own assets there, so a route could never answer.
-RESERVED_SEGMENTS = frozenset({"admin", "api", "healthz", "version", "static"})
+RESERVED_SEGMENTS = frozenset({"admin", "api", "healthz", "version", "static", "metrics"})
 DISPATCH_MODES = ("sync", "async")
 _FIELDS = ("method", "path", "host", "script_id", "dispatch_mode", "enabled", "retry")
 # What a wildcard host's first label shows as in preview URLs: a placeholder, like a parameter.
@@ -196,16 +196,12 @@ def _check_against_app(app_id, fields, route_id):
     if route_id is not None:
         others = others.where(Route.id != route_id)
     for other in others.order_by(Route.id):
-        if _methods_overlap(other.method, fields["method"]) and path_shape(parse_path(other.path)) == shape:
+        if other.method == fields["method"] and path_shape(parse_path(other.path)) == shape:
             raise Conflict(
                 f"Route {other.id} ({other.method} {other.path}) already answers these requests.",
                 code="route_conflict",
                 conflicts_with=other.id,
             )
-
-
-def _methods_overlap(a, b):
-    return a == b or ANY_METHOD in (a, b)
 
 
 def _method(method):

@@ -38,7 +38,7 @@ from picloud.sandbox import MAX_GLOBALS_DEPTH
 
 log = logging.getLogger(__name__)
 
-RESERVED = frozenset({"admin", "api", "healthz", "version", "static"})
+RESERVED = frozenset({"admin", "api", "healthz", "version", "static", "metrics"})
 
 # What the caller reads for each failed outcome; the script's own error stays in the log.
 _MESSAGES = {

@@ -60,7 +60,7 @@ def test_invalid_fields_answer_422(admin, site, fields, field):  # noqa: F811
     assert response.json()["error"]["field"] == field
 
 
-@pytest.mark.parametrize("path", ["/admin", "/api/things", "/healthz", "/version/x", "/static/app.js"])
+@pytest.mark.parametrize("path", ["/admin", "/api/things", "/healthz", "/version/x", "/static/app.js", "/metrics"])
 def test_reserved_paths_answer_reserved_path(admin, site, path):  # noqa: F811
     response = post(admin, site, method="GET", path=path, script_id=site.script()["id"])
     assert response.status_code == 422
@@ -95,8 +95,9 @@ def test_host_must_be_covered_by_the_apps_claims(admin, site, other_site, unique
     "first, second, conflict",
     [
         (("GET", "/users/:id"), ("GET", "/users/:name"), True),  # names do not matter
-        (("GET", "/users/:id"), ("*", "/users/:id"), True),  # * overlaps every method
-        (("*", "/users/:id"), ("DELETE", "/users/:x"), True),
+        (("GET", "/users/:id"), ("*", "/users/:id"), False),  # an exact method and * may share a path
+        (("*", "/users/:id"), ("DELETE", "/users/:x"), False),
+        (("*", "/users/:id"), ("*", "/users/:x"), True),  # two * routes do conflict
         (("GET", "/users/:id"), ("POST", "/users/:id"), False),
         (("GET", "/users/:id"), ("GET", "/users/me"), False),  # a literal is another shape
         (("GET", "/users/:id"), ("GET", "/users/*rest"), False),
