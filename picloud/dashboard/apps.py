@@ -10,11 +10,12 @@ from flask import g, make_response, redirect, render_template, request, url_for
 from peewee import prefetch
 
 from picloud.dashboard import bp, login_required
-from picloud.dashboard.forms import AppForm
+from picloud.dashboard.forms import AppForm, ResolveForm
 from picloud.errors import Conflict, ValidationFailed
 from picloud.manager import apps as manager
 from picloud.manager.apps import FormerSlug, app_counts, check_slug, hourly_activity, resolve_app
 from picloud.models import App, Domain, Execution, Script
+from picloud.routing.explain import UnreadableUrl, explain_url
 
 # The app page's tabs, in order: (name, label, endpoint). Adding a tab is one line here.
 TABS = (
@@ -114,7 +115,10 @@ def apps():
 def _render_list(form, status=200, slug_check=None):
     listed = prefetch(App.select().order_by(App.slug), Domain.select().order_by(Domain.pattern))
     return (
-        render_template("apps/index.html", apps=listed, form=form, slug_check=slug_check, section="apps"),
+        render_template(
+            "apps/index.html", apps=listed, form=form, slug_check=slug_check, section="apps",
+            resolve_form=ResolveForm(formdata=None),
+        ),
         status,
     )
 
@@ -139,6 +143,26 @@ def create_app():
         show_error(form, exc, "slug")
         return _render_list(form, exc.status)
     return go_to(url_for("dashboard.app", slug=app.slug))
+
+
+@bp.get("/resolve")
+@login_required()
+def resolve_url():
+    """Tell which app, route and script answer a URL, and why."""
+    form = ResolveForm(request.args)
+    explanation, error = None, None
+    if form.url.data:
+        try:
+            explanation = explain_url(form.url.data, form.method.data)
+        except UnreadableUrl as exc:
+            error = str(exc)
+    if request.htmx:
+        return render_template("apps/_resolve.html", explanation=explanation, error=error)
+    listed = prefetch(App.select().order_by(App.slug), Domain.select().order_by(Domain.pattern))
+    return render_template(
+        "apps/index.html", apps=listed, form=AppForm(formdata=None), slug_check=None, section="apps",
+        resolve_form=form, explanation=explanation, resolve_error=error,
+    )
 
 
 @bp.post("/apps/slug-check")

@@ -4,6 +4,7 @@ from wtforms import BooleanField, IntegerField, PasswordField, SelectField, Stri
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
 
 from picloud.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, ROLES, USERNAME_RE
+from picloud.routing.match import METHODS
 
 
 class LoginForm(FlaskForm):
@@ -179,3 +180,13 @@ class LogFilterForm(FlaskForm):
         choices=[("", "any source")] + [(s, s) for s in ("http", "execute", "kv", "docs", "dead_letter")],
     )
     live = BooleanField("Live")
+
+
+class ResolveForm(FlaskForm):
+    """The Apps page's "Which app answers this URL?" box; a GET form, so no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    url = StringField("URL", validators=[Length(max=4096)], render_kw={"placeholder": "https://shop.example.com/orders/7"})
+    method = SelectField("Method", choices=[(m, m) for m in METHODS], default="GET")

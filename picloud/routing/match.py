@@ -112,14 +112,19 @@ class DomainTable:
 
     def resolve(self, host):
         """Return the app id claiming a normalised host, or None."""
+        claim = self.claim_for(host)
+        return claim[1] if claim is not None else None
+
+    def claim_for(self, host):
+        """Return (pattern, app id) of the claim that wins a normalised host, or None."""
         if host is None:
             return None
         app_id = self.exact.get(host)
         if app_id is not None:
-            return app_id
+            return host, app_id
         for suffix, app_id in self.wildcards:
             if host.endswith(suffix):
-                return app_id
+                return "*" + suffix, app_id
         return None
 
 
@@ -205,6 +210,12 @@ class CompiledRoute:
     def specificity(self):
         return tuple(kind for kind, _ in self.segments)
 
+    @property
+    def path(self):
+        """Return the route's path as it was written (``/orders/:id/*rest``)."""
+        marks = {LITERAL: "", PARAM: ":", CATCH_ALL: "*"}
+        return "/" + "/".join(marks[kind] + text for kind, text in self.segments)
+
 
 @dataclass(frozen=True)
 class Match:
@@ -252,7 +263,7 @@ def match_route(routes, method, host, parts):
         if m_rank is None:
             allowed.add(route.method)
             continue
-        key = (h_rank, route.specificity, m_rank)
+        key = _rank_key(route, h_rank, m_rank)
         if best_key is None or key < best_key:
             best_key, best = key, Match(route, params)
     if best is not None:
@@ -260,6 +271,67 @@ def match_route(routes, method, host, parts):
     if allowed:
         return MethodNotAllowed(allow_header(allowed))
     return None
+
+
+def _rank_key(route, h_rank, m_rank):
+    # Host first, then the path segment by segment, then the method (docs/api.md §6).
+    return (h_rank, route.specificity, m_rank)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one route fared against a request, in words a person can check."""
+
+    route: CompiledRoute
+    chosen: bool
+    reason: str
+    params: dict | None = None
+
+
+def explain_match(routes, method, host, parts):
+    """Return a Verdict for every route, the chosen one first, then those that came close.
+
+    The same ranking as ``match_route``, kept for a person asking why a URL reaches
+    the route it does (the dashboard's "Which app answers this URL?").
+    """
+    ranked, others = [], []
+    for route in routes:
+        h_rank = host_rank(route.host, host)
+        params = match_segments(route.segments, parts)
+        m_rank = method_rank(route.method, method)
+        if h_rank is None:
+            others.append(Verdict(route, False, f"answers only on {route.host}"))
+        elif params is None:
+            others.append(Verdict(route, False, "its path does not match"))
+        elif m_rank is None:
+            others.append(Verdict(route, False, f"its path matches, but it answers {route.method}, not {method}"))
+        else:
+            ranked.append((_rank_key(route, h_rank, m_rank), route, params))
+    ranked.sort(key=lambda item: item[0])
+    verdicts = []
+    for index, (key, route, params) in enumerate(ranked):
+        if index == 0:
+            verdicts.append(Verdict(route, True, _why_chosen(route, len(ranked)), params))
+        else:
+            verdicts.append(Verdict(route, False, _why_outranked(key, ranked[0][0]), params))
+    return verdicts + others
+
+
+def _why_chosen(route, contenders):
+    if contenders == 1:
+        return "the only route whose host, path and method match"
+    return f"the best of {contenders} routes that match"
+
+
+def _why_outranked(key, best):
+    (host_rank_, specificity, method_rank_), (best_host, best_specificity, _) = key, best
+    if host_rank_ != best_host:
+        return "the winner names this host; a route for every host (or a wider wildcard) comes after it"
+    if specificity != best_specificity:
+        return "the winner's path is more specific (a literal beats :param, which beats *catch-all)"
+    if method_rank_ == 2:
+        return "'*' loses to a route for the exact method"
+    return "HEAD falls back to GET only when no route answers HEAD itself"
 
 
 def allow_header(methods):

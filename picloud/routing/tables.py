@@ -24,16 +24,18 @@ def _load_domains():
 
 def _load_routes(app_id):
     rows = Route.select().where(Route.app == app_id, Route.enabled == True).order_by(Route.id)  # noqa: E712
-    return tuple(
-        CompiledRoute(
-            id=row.id,
-            app_id=row.app_id,
-            method=row.method,
-            segments=parse_path(row.path),
-            host=row.host,
-            script_id=row.script_id,
-            dispatch_mode=row.dispatch_mode,
-            retry=row.retry,
-        )
-        for row in rows
+    return tuple(compile_route(row) for row in rows)
+
+
+def compile_route(row):
+    """Return a Route row ready to match."""
+    return CompiledRoute(
+        id=row.id,
+        app_id=row.app_id,
+        method=row.method,
+        segments=parse_path(row.path),
+        host=row.host,
+        script_id=row.script_id,
+        dispatch_mode=row.dispatch_mode,
+        retry=row.retry,
     )

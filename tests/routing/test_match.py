@@ -12,6 +12,7 @@ from picloud.routing.match import (
     Match,
     MethodNotAllowed,
     claim_covers,
+    explain_match,
     match_route,
     normalize_host,
     parse_path,
@@ -188,3 +189,59 @@ def test_path_match_without_method_lists_allowed_methods():
 def test_routes_for_another_host_do_not_match():
     routes = [route(1, "GET", "/only", host="api.example.com")]
     assert match_route(routes, "GET", "www.example.com", ("only",)) is None
+
+
+# Explaining a match (the dashboard's "Which app answers this URL?") --------------------
+
+
+def compiled(route_id, method, path, host=None):
+    return CompiledRoute(id=route_id, method=method, segments=parse_path(path), host=host, script_id=route_id)
+
+
+def test_the_explanation_picks_the_route_match_route_picks_and_says_why_others_lost():
+    routes = [
+        compiled(1, "*", "/orders/:id"),
+        compiled(2, "GET", "/orders/:id"),
+        compiled(3, "GET", "/orders/new"),
+        compiled(4, "GET", "/orders/:id", host="shop.example.com"),
+        compiled(5, "GET", "/files/*rest"),
+        compiled(6, "POST", "/orders/:id", host="other.example.com"),
+    ]
+    parts = split_request_path("/orders/7")
+    verdicts = explain_match(routes, "GET", "shop.example.com", parts)
+    assert match_route(routes, "GET", "shop.example.com", parts).route.id == 4
+    assert [v.route.id for v in verdicts if v.chosen] == [4]
+    reasons = {v.route.id: v.reason for v in verdicts}
+    assert verdicts[0].chosen and verdicts[0].params == {"id": "7"}
+    assert "names this host" in reasons[2] and "names this host" in reasons[1]
+    assert reasons[3] == "its path does not match"
+    assert reasons[5] == "its path does not match"
+    assert reasons[6] == "answers only on other.example.com"
+
+
+def test_the_explanation_names_specificity_and_method_as_the_tie_breakers():
+    routes = [compiled(1, "*", "/a/:x"), compiled(2, "GET", "/a/:x"), compiled(3, "GET", "/a/*rest")]
+    verdicts = {v.route.id: v for v in explain_match(routes, "GET", "h", split_request_path("/a/b"))}
+    assert verdicts[2].chosen and verdicts[2].reason == "the best of 3 routes that match"
+    assert verdicts[1].reason == "'*' loses to a route for the exact method"
+    assert "more specific" in verdicts[3].reason
+    head = {v.route.id: v for v in explain_match([compiled(1, "HEAD", "/"), compiled(2, "GET", "/")], "HEAD", "h", ())}
+    assert head[1].chosen and "HEAD falls back to GET" in head[2].reason
+
+
+def test_a_route_with_the_path_but_not_the_method_says_so():
+    [verdict] = explain_match([compiled(1, "POST", "/a")], "GET", "h", ("a",))
+    assert not verdict.chosen and verdict.reason == "its path matches, but it answers POST, not GET"
+
+
+def test_the_claim_for_a_host_tells_exact_from_wildcard():
+    table = DomainTable.build([("shop.example.com", 1), ("*.example.com", 2), ("*.b.example.com", 3)])
+    assert table.claim_for("shop.example.com") == ("shop.example.com", 1)
+    assert table.claim_for("x.b.example.com") == ("*.b.example.com", 3)
+    assert table.claim_for("x.example.com") == ("*.example.com", 2)
+    assert table.claim_for("example.com") is None and table.resolve("example.com") is None
+
+
+def test_a_compiled_route_shows_its_path_as_written():
+    assert compiled(1, "GET", "/files/:kind/*rest").path == "/files/:kind/*rest"
+    assert compiled(1, "GET", "/").path == "/"
