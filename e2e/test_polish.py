@@ -1,6 +1,8 @@
 """Small things a person notices: confirmations, the tab icon, a console free of errors."""
 import uuid
 
+import requests
+
 from playwright.sync_api import expect
 
 from e2e.conftest import ADMIN_PASSWORD, admin_api, log_in
@@ -64,3 +66,32 @@ def test_login_fields_say_what_they_hold(page):
     page.goto("/admin/login")
     assert page.get_by_label("Username").get_attribute("autocomplete") == "username"
     assert page.get_by_label("Password").get_attribute("autocomplete") == "current-password"
+
+
+def test_copy_buttons_put_tokens_urls_and_commands_on_the_clipboard(browser, live_server):
+    context = browser.new_context(base_url=live_server.url)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page = context.new_page()
+    log_in(page, "admin", ADMIN_PASSWORD)
+    clipboard = lambda: page.evaluate("navigator.clipboard.readText()")  # noqa: E731
+
+    page.goto("/admin/account")
+    page.get_by_label("Token name").fill("copied")
+    page.get_by_role("button", name="Create token").click()
+    token = page.locator("#new-token").inner_text().strip()
+    page.get_by_role("button", name="Copy token").click()
+    expect(page.get_by_role("button", name="Copy token")).to_have_text("Copied")
+    assert clipboard() == token
+
+    page.goto("/admin/apps/default/scripts")
+    page.locator("table a").first.click()
+    page.get_by_role("button", name="Copy curl command").first.click()
+    assert clipboard().startswith("curl 'http://")
+
+    assert requests.get(live_server.url + "/", timeout=10).text == "Hello from PiCloud!"  # a run to open
+    page.goto("/admin/apps/default/logs")
+    page.locator("table a[href*='/logs/']").first.click()
+    run_id = page.url.rsplit("/", 1)[1]
+    page.get_by_role("button", name="Copy execution id").click()
+    assert clipboard() == run_id
+    context.close()

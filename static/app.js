@@ -1,12 +1,33 @@
 // PiCloud dashboard behaviour that htmx does not cover. No inline scripts (CSP).
 "use strict";
 
-// Copy buttons: <button data-copy="#selector">.
+// Copy buttons: <button data-copy-text="…"> (or data-copy="#selector") copy the text and
+// say so for a moment. Outside a secure context (plain HTTP on a LAN address) the
+// Clipboard API is missing: fall back to a selected text area and execCommand.
+function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.className = "visually-hidden";
+  document.body.append(area);
+  area.select();
+  const copied = document.execCommand("copy");
+  area.remove();
+  return copied ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+}
+
 document.addEventListener("click", (event) => {
-  const button = event.target.closest("[data-copy]");
+  const button = event.target.closest("[data-copy], [data-copy-text]");
   if (!button) return;
-  const source = document.querySelector(button.dataset.copy);
-  if (source) navigator.clipboard?.writeText(source.textContent.trim());
+  const source = button.dataset.copy ? document.querySelector(button.dataset.copy) : null;
+  const text = button.dataset.copyText ?? source?.textContent.trim();
+  if (text == null) return;
+  const label = button.textContent;
+  copyText(text).then(
+    () => { button.textContent = "Copied"; },
+    () => { button.textContent = "Press Ctrl-C"; },
+  ).finally(() => setTimeout(() => { button.textContent = label; }, 1500));
 });
 
 // htmx does not swap error responses (see the htmx-config meta tag): show their
