@@ -5,6 +5,10 @@ process's queue and the ``ExecutionLogWriter`` service upserts what has queued e
 ~200 ms (sooner once a batch is full), flushes on stop, and deletes executions older
 than ``PICLOUD_LOG_RETENTION_DAYS``. Records are upserts by id, so a run first logged as
 ``queued`` or ``running`` is completed by a later record with the same id.
+
+Each batch also adds the finished runs, and the requests refused as overloaded since the
+last batch, to the run figures (``picloud.models.stats``) in the same transaction, so
+``/metrics`` and the Overview count every run of every process exactly once.
 """
 import collections
 import datetime
@@ -14,7 +18,8 @@ import threading
 import time
 
 from picloud.db import db, is_postgres
-from picloud.models import Execution, isoformat, utcnow
+from picloud.metrics.tally import tally
+from picloud.models import Execution, RunCount, RunDuration, RunHour, isoformat, utcnow
 from picloud.services import services
 
 log = logging.getLogger(__name__)
@@ -33,6 +38,8 @@ class ExecutionLogWriter:
     def __init__(self, retention_days):
         self.retention = datetime.timedelta(days=retention_days)
         self._pending = collections.deque()
+        self._refusals = collections.Counter()  # (app_id, source) -> requests refused
+        self._refusals_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = None
@@ -51,6 +58,11 @@ class ExecutionLogWriter:
         if len(self._pending) >= BATCH_SIZE:
             self._wake.set()
 
+    def refused(self, app_id, source):
+        """Count one request refused as overloaded, for the next batch."""
+        with self._refusals_lock:
+            self._refusals[(app_id, source)] += 1
+
     def pending(self):
         return len(self._pending)
 
@@ -63,6 +75,9 @@ class ExecutionLogWriter:
             kept = [r for r in self._pending if not predicate(r)]
             self._pending.clear()
             self._pending.extend(kept)
+            with self._refusals_lock:
+                for key in [key for key in self._refusals if predicate({"app_id": key[0]})]:
+                    del self._refusals[key]
 
     def start(self):
         self._stopping.clear()
@@ -119,27 +134,42 @@ class ExecutionLogWriter:
     def flush_all(self):
         """Write everything queued, after any batch being written right now."""
         with self._flush_lock:
-            while self._pending:
+            while self._pending or self._refusals:
                 self._flush_batch()
 
     def _flush_batch(self):
         batch = []
         while self._pending and len(batch) < BATCH_SIZE:
             batch.append(self._pending.popleft())
-        if not batch:
+        refusals = self._take_refusals()
+        if not batch and not refusals:
             return 0
         # One row per id: the last record of a run wins (PostgreSQL refuses to update
         # the same row twice in one statement).
         rows = list({r["id"]: _row(r) for r in batch}.values())
+        figures = tally(batch, refusals, utcnow())
         try:
-            # One multi-row statement for the whole batch, written by hand: building it
-            # through the query builder cost about a millisecond a row, and psycopg's
-            # executemany (a pipeline of one statement per row) several times the CPU.
-            db.execute_sql(_upsert_sql(len(rows)), [value for row in rows for value in row])
+            with db.atomic():
+                if rows:
+                    # One multi-row statement for the whole batch, written by hand: building
+                    # it through the query builder cost about a millisecond a row, and
+                    # psycopg's executemany (a pipeline of one statement per row) several
+                    # times the CPU.
+                    db.execute_sql(_upsert_sql(len(rows)), [value for row in rows for value in row])
+                RunCount.add(figures.counts)
+                RunDuration.add(figures.durations)
+                RunHour.add(figures.hours)
         except Exception:
             self._pending.extendleft(reversed(batch))
+            with self._refusals_lock:
+                self._refusals.update(refusals)
             raise
         return len(rows)
+
+    def _take_refusals(self):
+        with self._refusals_lock:
+            refusals, self._refusals = self._refusals, collections.Counter()
+        return refusals
 
     def purge_expired(self):
         """Delete executions older than the retention period; return how many."""
@@ -224,6 +254,12 @@ def writer():
 def record(execution):
     """Queue an execution record for the batched writer."""
     _writer.record(execution)
+
+
+def refused(app_id, source):
+    """Count a request refused as overloaded (no slot in time) for the run figures."""
+    if _writer is not None:
+        _writer.refused(app_id, source)
 
 
 def forget_app(app_id):

@@ -75,6 +75,11 @@ class FifoGate:
         with self._lock:
             return 0 if self._waiters else self._free
 
+    def usage(self):
+        """Return (slots, busy, waiting): the gate's size, slots taken, callers waiting."""
+        with self._lock:
+            return self.slots, self.slots - self._free, len(self._waiters)
+
 
 class Orchestrator:
     """A service owning this process's executor pool and gate."""

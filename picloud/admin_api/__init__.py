@@ -128,5 +128,7 @@ def init_app(app):
     from picloud.admin_api import dead_letters, tls, triggers  # noqa: F401
     from picloud.admin_api import bundles  # noqa: F401
     from picloud.admin_api import secrets  # noqa: F401
+    from picloud.admin_api import metrics
 
     app.register_blueprint(bp)
+    app.register_blueprint(metrics.bp)  # /metrics, outside /api/v1

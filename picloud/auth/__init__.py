@@ -29,9 +29,10 @@ CAPABILITIES = (
     "domains.manage",
     "users.manage",
     "secrets.manage",
+    "metrics.read",
 )
 
-_VIEWER = ("read", "logs.read", "data.read")
+_VIEWER = ("read", "logs.read", "data.read", "metrics.read")
 _DEVELOPER = _VIEWER + (
     "data.write",
     "scripts.manage",

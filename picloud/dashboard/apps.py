@@ -13,7 +13,8 @@ from picloud.dashboard import bp, login_required
 from picloud.dashboard.forms import AppForm, ResolveForm
 from picloud.errors import Conflict, ValidationFailed
 from picloud.manager import apps as manager
-from picloud.manager.apps import FormerSlug, app_counts, check_slug, hourly_activity, resolve_app
+from picloud.manager.apps import FormerSlug, app_counts, check_slug, resolve_app
+from picloud.metrics.figures import hourly_activity
 from picloud.models import App, Domain, Execution, Script
 from picloud.routing.explain import UnreadableUrl, explain_url
 
@@ -178,13 +179,16 @@ def check_new_slug():
 @login_required()
 @app_page
 def overview(app):
-    """Show an app's overview: counts, runs and errors per hour, recent runs."""
-    activity = hourly_activity(app, hours=24)
+    """Show an app's overview: counts, runs and errors per hour, recent runs.
+
+    Runs, errors and overload refusals come from the run figures ``/metrics`` reports.
+    """
+    activity = hourly_activity(app.id, hours=24)
     return render_tab(
         app,
         "overview",
         "apps/overview.html",
-        counts=app_counts(app),
+        counts=app_counts(app, activity),
         activity=activity,
         chart=bar_chart(activity),
         runs=[run.to_dict() for run in Execution.recent(app).limit(RECENT_RUNS)],
@@ -200,12 +204,12 @@ CHART_GAP = 4
 
 def bar_chart(activity):
     """Lay out one bar pair (runs, errors) per hour in a CHART_WIDTH x CHART_HEIGHT box."""
-    peak = max((hour["runs"] for hour in activity), default=0) or 1
+    peak = max((hour.runs for hour in activity), default=0) or 1
     slot = CHART_WIDTH / max(len(activity), 1)
     bars = []
     for index, hour in enumerate(activity):
-        runs_height = round(CHART_HEIGHT * hour["runs"] / peak, 1)
-        errors_height = round(CHART_HEIGHT * hour["errors"] / peak, 1)
+        runs_height = round(CHART_HEIGHT * hour.runs / peak, 1)
+        errors_height = round(CHART_HEIGHT * hour.errors / peak, 1)
         bars.append(
             {
                 "x": round(index * slot + CHART_GAP / 2, 1),
@@ -214,16 +218,10 @@ def bar_chart(activity):
                 "runs_height": runs_height,
                 "errors_y": round(CHART_HEIGHT - errors_height, 1),
                 "errors_height": errors_height,
-                "label": _hour_label(hour["hour"]),
-                "runs": hour["runs"],
-                "errors": hour["errors"],
+                "label": hour.hour.strftime("%H:%M"),
+                "runs": hour.runs,
+                "errors": hour.errors,
                 "tick": index % 6 == 0,
             }
         )
     return {"width": CHART_WIDTH, "height": CHART_HEIGHT, "peak": peak, "bars": bars}
-
-
-def _hour_label(hour):
-    if isinstance(hour, str):
-        return hour[11:16] or hour
-    return hour.strftime("%H:%M")

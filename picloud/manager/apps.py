@@ -1,5 +1,4 @@
 """Apps: slugs and their history, creation, renames, deletion, counts and activity."""
-import datetime
 import re
 
 from peewee import IntegrityError
@@ -10,7 +9,7 @@ from picloud.db import connection
 from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.manager import bool_field, is_id, reject_unknown, text_field
 from picloud.manager.domains import normalize_pattern
-from picloud.models import App, AppSlugHistory, Domain, Execution, Route, Script, ScriptVersion, utcnow
+from picloud.models import App, AppSlugHistory, Domain, Execution, Route, RunCount, RunDuration, RunHour, Script, ScriptVersion, utcnow
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 RESERVED_SLUGS = frozenset({"admin", "api", "internal", "__internal__"})
@@ -181,6 +180,9 @@ def delete_app(app):
 # theirs (triggers, data, outbox, dead letters) with ``owned_by_app``.
 _OWNED_DELETES = [
     lambda app_id: Execution.delete().where(Execution.app_id == app_id).execute(),
+    lambda app_id: RunCount.delete().where(RunCount.app_id == app_id).execute(),
+    lambda app_id: RunDuration.delete().where(RunDuration.app_id == app_id).execute(),
+    lambda app_id: RunHour.delete().where(RunHour.app_id == app_id).execute(),
     lambda app_id: Route.delete().where(Route.app == app_id).execute(),
     lambda app_id: ScriptVersion.delete().where(ScriptVersion.app == app_id).execute(),
     lambda app_id: Script.delete().where(Script.app == app_id).execute(),
@@ -195,30 +197,16 @@ def owned_by_app(delete):
     return delete
 
 
-def app_counts(app):
-    """Return the numbers the app overview shows."""
-    since = utcnow() - datetime.timedelta(hours=24)
-    runs, errors = Execution.counts_since(app, since)
+def app_counts(app, activity):
+    """Return the numbers the app overview shows; ``activity`` is its last 24 Hours."""
     return {
         "scripts": Script.for_app(app).count(),
         "routes": Route.for_app(app).count(),
         "domains": Domain.for_app(app).count(),
-        "executions_24h": runs,
-        "errors_24h": errors,
+        "executions_24h": sum(hour.runs for hour in activity),
+        "errors_24h": sum(hour.errors for hour in activity),
+        "overloaded_24h": sum(hour.overloaded for hour in activity),
     }
-
-
-def hourly_activity(app, hours=24):
-    """Return runs and errors per hour, oldest first, one entry for every hour."""
-    now = utcnow().replace(minute=0, second=0, microsecond=0)
-    first = now - datetime.timedelta(hours=hours - 1)
-    counts = Execution.per_hour(app, first)
-    activity = []
-    for n in range(hours):
-        hour = first + datetime.timedelta(hours=n)
-        runs, errors = counts.get(hour, (0, 0))
-        activity.append({"hour": hour, "runs": runs, "errors": errors})
-    return activity
 
 
 def ensure_default_app():

@@ -13,15 +13,13 @@ from picloud.routing.match import (
     METHODS,
     InvalidHost,
     InvalidPath,
+    RESERVED_SEGMENTS,
     claim_covers,
     parse_path,
     path_shape,
     to_ascii_host,
 )
 
-# First path segments that never reach user scripts. ``static`` is not in API.md's
-# list, but the platform serves its own assets there, so a route could never answer.
-RESERVED_SEGMENTS = frozenset({"admin", "api", "healthz", "version", "static", "metrics"})
 DISPATCH_MODES = ("sync", "async")
 _FIELDS = ("method", "path", "host", "script_id", "dispatch_mode", "enabled", "retry")
 # What a wildcard host's first label shows as in preview URLs: a placeholder, like a parameter.

@@ -5,3 +5,4 @@ from picloud.models.apps import App, AppSlugHistory, ConfigVersion, Domain, Exec
 from picloud.models.outbox import DeadLetter, OutboxEvent, Trigger  # noqa: F401
 from picloud.models.data import Document, KVEntry  # noqa: F401
 from picloud.models.secrets import Secret  # noqa: F401
+from picloud.models.stats import RunCount, RunDuration, RunHour, ServerProcess  # noqa: F401

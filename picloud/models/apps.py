@@ -4,12 +4,10 @@ Every table an app owns carries ``app_id``; ``picloud.manager.apps.delete_app`` 
 them table by table. Ids of apps, scripts and routes are never reused (AUTOINCREMENT on
 SQLite), so rows left behind by a deleted object can never surface under a new one.
 """
-import datetime
 import json
 
 import peewee
 
-from picloud.db import db
 from picloud.models.base import BaseModel, isoformat, utcnow
 
 
@@ -278,44 +276,6 @@ class Execution(BaseModel):
     @classmethod
     def older_than(cls, moment):
         return cls.queued_at < moment
-
-    @classmethod
-    def counts_since(cls, app, since):
-        """Return (runs, errors) of an app since a moment."""
-        row = (
-            cls.select(
-                peewee.fn.COUNT(cls.id).alias("runs"),
-                peewee.fn.SUM(peewee.Case(None, [(cls.status.in_(cls.FAILED), 1)], 0)).alias("errors"),
-            )
-            .where(cls.app_id == _id_of(app), cls.queued_at >= since)
-            .dicts()
-            .get()
-        )
-        return row["runs"] or 0, row["errors"] or 0
-
-    @classmethod
-    def per_hour(cls, app, since):
-        """Return {hour: (runs, errors)} for an app's executions since a moment."""
-        if isinstance(db.obj, peewee.PostgresqlDatabase):
-            hour = peewee.fn.date_trunc(peewee.SQL("'hour'"), cls.queued_at)
-        else:
-            hour = peewee.fn.strftime("%Y-%m-%d %H:00:00", cls.queued_at)
-        rows = (
-            cls.select(
-                hour.alias("hour"),
-                peewee.fn.COUNT(cls.id).alias("runs"),
-                peewee.fn.SUM(peewee.Case(None, [(cls.status.in_(cls.FAILED), 1)], 0)).alias("errors"),
-            )
-            .where(cls.app_id == _id_of(app), cls.queued_at >= since)
-            .group_by(hour)
-            .tuples()
-        )
-        result = {}
-        for moment, runs, errors in rows:
-            if isinstance(moment, str):
-                moment = datetime.datetime.strptime(moment, "%Y-%m-%d %H:%M:%S")
-            result[moment.replace(tzinfo=None)] = (runs or 0, errors or 0)
-        return result
 
     def to_dict(self):
         return {

@@ -7,7 +7,7 @@ for the batched log writer, so a request does no database write of its own.
 ``UserTraffic`` answers these requests at the WSGI level, in front of Flask: a user
 request needs none of Flask's per-request machinery (sessions, CSRF, URL maps), and
 skipping it is a large share of the hot path's cost. Paths under ``/admin``, ``/api``,
-``/healthz``, ``/version`` and ``/static`` pass straight through to Flask, so the
+``/healthz``, ``/version``, ``/static`` and ``/metrics`` pass straight through to Flask, so the
 platform's prefixes always win.
 
 Decision where API.md is silent: ``request.body`` is the body's exact bytes as a Lua
@@ -27,18 +27,17 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import get_input_stream
 
-from picloud import cache
+from picloud import cache, executions
 from picloud.db import db
 from picloud.errors import NotFound, PayloadTooLarge, PiCloudError
 from picloud.orchestrator import ERROR_STATUS, Overloaded, run_script, status_text
 from picloud.outbox import enqueue_http_request
 from picloud.routing import tables
-from picloud.routing.match import MethodNotAllowed, match_route, normalize_host, split_request_path
+from picloud.routing.match import RESERVED_SEGMENTS, MethodNotAllowed, match_route, normalize_host, split_request_path
 from picloud.sandbox import MAX_GLOBALS_DEPTH
 
 log = logging.getLogger(__name__)
 
-RESERVED = frozenset({"admin", "api", "healthz", "version", "static", "metrics"})
 
 # What the caller reads for each failed outcome; the script's own error stays in the log.
 _MESSAGES = {
@@ -73,7 +72,7 @@ class UserTraffic:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO") or "/"
-        if path[1:].partition("/")[0] in RESERVED:
+        if path[1:].partition("/")[0] in RESERVED_SEGMENTS:
             return self.platform(environ, start_response)
         # No Flask context at all: nothing on this path needs a session, the URL map or
         # current_app (the orchestrator holds the settings runs need).
@@ -139,6 +138,7 @@ def run_sync(script, globals_, *, source, settings, principal=None):
             principal=principal,
         )
     except Overloaded:
+        executions.refused(script.app_id, source)
         raise PiCloudError(
             "Every execution slot is busy; try again shortly.",
             code="overloaded",

@@ -96,7 +96,7 @@ def test_me_lists_the_role_capabilities(make_user):
 
 
 def test_viewer_and_developer_capabilities_match_the_table():
-    assert ROLE_CAPABILITIES["viewer"] == {"read", "logs.read", "data.read"}
+    assert ROLE_CAPABILITIES["viewer"] == {"read", "logs.read", "data.read", "metrics.read"}
     assert "users.manage" not in ROLE_CAPABILITIES["developer"]
     assert "apps.manage" not in ROLE_CAPABILITIES["developer"]
     assert "domains.manage" not in ROLE_CAPABILITIES["developer"]

@@ -5,6 +5,7 @@ import uuid
 import pytest
 from flask import Flask
 
+from picloud.executions import ExecutionLogWriter
 from picloud.manager.apps import (
     DEFAULT_SLUG,
     HELLO_SOURCE,
@@ -12,9 +13,9 @@ from picloud.manager.apps import (
     create_app,
     delete_app,
     ensure_default_app,
-    hourly_activity,
 )
-from picloud.models import App, Domain, Execution, Route, Script, utcnow
+from picloud.metrics.figures import hourly_activity
+from picloud.models import App, Domain, Route, RunCount, RunHour, Script, isoformat, utcnow
 
 
 @pytest.fixture
@@ -43,24 +44,42 @@ def test_the_default_app_is_ensured_once(context):
     assert Route.for_app(first).where(Route.path == "/").count() == 1
 
 
-def run(app, minutes_ago, status="ok"):
+def run(writer, app, minutes_ago, status="ok"):
+    """Queue the final record of a run queued ``minutes_ago`` with the log writer."""
     moment = utcnow() - datetime.timedelta(minutes=minutes_ago)
-    Execution.create(
-        id=str(uuid.uuid4()), app_id=app.id, script_id=None, source="http", status=status,
-        queued_at=moment, attempt=1, trigger_depth=0,
-    )
+    writer.record({
+        "id": str(uuid.uuid4()), "app_id": app.id, "script_id": None, "source": "http",
+        "status": status, "queued_at": isoformat(moment), "duration_ms": 1.5,
+    })
 
 
-def test_counts_and_hourly_activity(app):
-    run(app, 1)
-    run(app, 2, "script_error")
-    run(app, 61, "timeout")
-    run(app, 60 * 30)  # outside the last 24 hours
-    counts = app_counts(app)
-    assert counts == {"scripts": 0, "routes": 0, "domains": 0, "executions_24h": 3, "errors_24h": 2}
-    activity = hourly_activity(app)
+def test_counts_and_hourly_activity_come_from_the_logged_runs(app):
+    writer = ExecutionLogWriter(retention_days=7)
+    run(writer, app, 1)
+    run(writer, app, 2, "script_error")
+    run(writer, app, 61, "timeout")
+    run(writer, app, 60 * 30)  # outside the last 24 hours
+    writer.record({"id": str(uuid.uuid4()), "app_id": app.id, "source": "http", "status": "queued",
+                   "queued_at": isoformat(utcnow())})  # not finished: not counted
+    writer.refused(app.id, "http")
+    writer.flush_all()
+    activity = hourly_activity(app.id)
+    counts = app_counts(app, activity)
+    assert counts == {
+        "scripts": 0, "routes": 0, "domains": 0, "executions_24h": 3, "errors_24h": 2, "overloaded_24h": 1,
+    }
     assert len(activity) == 24
-    assert activity[-1]["hour"] == utcnow().replace(minute=0, second=0, microsecond=0)
-    assert sum(a["runs"] for a in activity) == 3
-    assert sum(a["errors"] for a in activity) == 2
-    assert [a["hour"] for a in activity] == sorted(a["hour"] for a in activity)
+    assert activity[-1].hour == utcnow().replace(minute=0, second=0, microsecond=0)
+    assert sum(a.runs for a in activity) == 3
+    assert sum(a.errors for a in activity) == 2
+    assert [a.hour for a in activity] == sorted(a.hour for a in activity)
+
+
+def test_deleting_an_app_deletes_its_run_figures(app):
+    writer = ExecutionLogWriter(retention_days=7)
+    run(writer, app, 1)
+    writer.flush_all()
+    assert RunCount.select().where(RunCount.app_id == app.id).count() == 1
+    delete_app(app)
+    assert not RunCount.select().where(RunCount.app_id == app.id).exists()
+    assert not RunHour.select().where(RunHour.app_id == app.id).exists()

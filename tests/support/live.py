@@ -19,20 +19,20 @@ def free_port():
 
 
 class LiveServer:
-    """Run ``python app.py`` (or another entry script) on a free port."""
+    """Run ``python app.py`` (or another entry script, or ``argv``) on a free port."""
 
-    def __init__(self, env, log_path, script="app.py"):
+    def __init__(self, env, log_path, script="app.py", argv=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "PICLOUD_BIND": f"127.0.0.1:{self.port}"}
         self.log_path = Path(log_path)
-        self.script = script
+        self.argv = argv or [sys.executable, str(ROOT / script)]
         self.process = None
 
     def start(self, timeout=30):
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / self.script)],
+            self.argv,
             cwd=ROOT,
             env=self.env,
             stdout=log,
