@@ -45,7 +45,7 @@ class LiveServer:
             try:
                 requests.get(self.url + "/healthz", timeout=1)
                 return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before its workers serve
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not start; see {self.log_path}:\n{self.log()}")
