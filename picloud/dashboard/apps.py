@@ -14,8 +14,9 @@ from picloud.dashboard.forms import AppForm, ResolveForm
 from picloud.errors import Conflict, ValidationFailed
 from picloud.manager import apps as manager
 from picloud.manager.apps import FormerSlug, app_counts, check_slug, resolve_app
+from picloud.manager.routes import route_urls
 from picloud.metrics.figures import hourly_activity
-from picloud.models import App, Domain, Execution, Script
+from picloud.models import App, DeadLetter, Domain, Execution, Route, Script
 from picloud.routing.explain import UnreadableUrl, explain_url
 
 # The app page's tabs, in order: (name, label, endpoint). Adding a tab is one line here.
@@ -97,6 +98,8 @@ def describe_error(exc):
 def render_tab(app, tab, page, partial=None, status=200, **context):
     """Render a tab's partial for htmx, else its page with the tab list and ``tab`` marked."""
     template = partial if partial and request.htmx else page
+    if template == page:  # the tab list shows how many dead letters wait
+        context.setdefault("open_dead_letters", DeadLetter.for_app(app).count())
     body = render_template(template, app=app, tab=tab, tabs=TABS, section="apps", **context)
     return body, status
 
@@ -184,16 +187,37 @@ def overview(app):
     Runs, errors and overload refusals come from the run figures ``/metrics`` reports.
     """
     activity = hourly_activity(app.id, hours=24)
+    counts = app_counts(app, activity)
+    runs = [run.to_dict() for run in Execution.recent(app).limit(RECENT_RUNS)]
     return render_tab(
         app,
         "overview",
         "apps/overview.html",
-        counts=app_counts(app, activity),
+        counts=counts,
         activity=activity,
         chart=bar_chart(activity),
-        runs=[run.to_dict() for run in Execution.recent(app).limit(RECENT_RUNS)],
+        runs=runs,
         script_names=script_names(app),
+        checklist=first_steps(app, counts, called=bool(runs)),
     )
+
+
+def first_steps(app, counts, called):
+    """Return the steps from a new app to a working URL, or None once all are done.
+
+    The last step hands over a curl command for the first route at a complete URL.
+    """
+    route = Route.for_app(app).order_by(Route.id).first() if counts["routes"] else None
+    url = next((u.href for u in route_urls(route) if u.href), None) if route else None
+    steps = [
+        ("Claim a domain", counts["domains"] > 0, url_for("dashboard.domains", slug=app.slug)),
+        ("Write a script", counts["scripts"] > 0, url_for("dashboard.scripts", slug=app.slug)),
+        ("Add a route to it", counts["routes"] > 0, url_for("dashboard.routes", slug=app.slug)),
+        ("Call it", called, None),
+    ]
+    if all(done for _, done, _ in steps):
+        return None
+    return {"steps": steps, "route": route, "url": url}
 
 
 # The chart is an inline SVG drawn on the server: no JavaScript, nothing to load.

@@ -3,6 +3,7 @@
 A requests session logs in like a browser and posts the forms with their CSRF token;
 stored state is checked through the models bound to the suite's database.
 """
+import time
 import re
 import uuid
 
@@ -396,3 +397,44 @@ def test_forms_posted_without_javascript_answer_the_whole_page(dash, new_app, ne
     assert limits.status_code == 422 and "<html" in limits.text and 'id="console"' in limits.text
     ran = dash.post(f"/admin/apps/{slug}/scripts/{script.id}/run", {"method": "GET", "path": "/"})
     assert ran.status_code == 200 and "<html" in ran.text and "Hello, world!" in ran.text
+
+
+def test_a_viewer_is_told_the_app_pages_are_read_only(login_as, dash, new_app):
+    slug = new_app()
+    viewer = login_as("viewer")
+    assert "You have read-only access (viewer)" in viewer.get(f"/admin/apps/{slug}/scripts").text
+    assert "read-only access" not in dash.get(f"/admin/apps/{slug}/scripts").text
+
+
+def test_the_dead_letters_tab_counts_the_open_ones(dash, new_app, database):
+    from picloud.models import App, DeadLetter
+
+    slug = new_app()
+    app = App.get(App.slug == slug)
+    assert 'title="0 open"' not in dash.get(f"/admin/apps/{slug}").text
+    for resolution in (None, None, "discarded"):
+        DeadLetter.create(
+            app=app, source="kv", script_id=0, event={}, event_id="e", attempts=5, last_error="e", resolution=resolution
+        )
+    page = dash.get(f"/admin/apps/{slug}/routes").text
+    assert '<span class="badge error" title="2 open">2</span>' in page
+
+
+def test_a_new_app_shows_its_first_steps_until_it_answers(dash, admin, new_app, server):
+    import requests
+
+    slug = new_app()
+    first = dash.get(f"/admin/apps/{slug}").text
+    assert f"Get {slug} answering" in first and "Claim a domain" in first and "curl" not in first
+    app_id = admin.get(f"/api/v1/admin/apps/{slug}").json()["id"]
+    host = f"{slug}.steps.test"
+    admin.post(f"/api/v1/admin/apps/{slug}/domains", json={"pattern": host})
+    script = admin.post("/api/v1/admin/scripts", json={"app_id": app_id, "name": "s", "source": "return 'up'"}).json()
+    admin.post(f"/api/v1/admin/apps/{slug}/routes", json={"method": "GET", "path": "/hi", "script_id": script["id"]})
+    ready = dash.get(f"/admin/apps/{slug}").text
+    assert f"<code>curl 'http://{host}:" in ready and "/hi'</code>" in ready
+    assert requests.get(server.url + "/hi", headers={"Host": host}, timeout=10).text == "up"
+    deadline = time.monotonic() + 10  # the run reaches the log off the request path
+    while f"Get {slug} answering" in dash.get(f"/admin/apps/{slug}").text:
+        assert time.monotonic() < deadline, "the checklist stayed after the first call"
+        time.sleep(0.1)
