@@ -8,6 +8,7 @@ from flask import current_app, g, request, url_for
 from picloud import orchestrator
 from picloud.dashboard import bp, login_required
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
+from picloud.dashboard.diffs import line_diff, summary
 from picloud.dashboard.forms import ConfirmForm, ConsoleForm, ScriptForm, ScriptSettingsForm, SourceForm
 from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.manager import scripts as manager
@@ -172,14 +173,25 @@ def versions(app, script_id):
 @login_required()
 @app_page
 def version(app, script_id, number):
-    """Show the source of one version."""
+    """Show what one version changed against the one before it (or the current), or its source."""
     script = _get_script(app, script_id)
+    version = manager.script_version(script, number)
+    against = request.args.get("against", "previous")
+    base_number = {"previous": number - 1, "current": script.version}.get(against)
+    base = None
+    if base_number and base_number != number and against != "source":
+        base = manager.script_version(script, base_number)
+    rows = line_diff(base.source, version.source) if base else None
     return render_tab(
         app,
         "scripts",
         "scripts/_version_source.html",
         script=script,
-        version=manager.script_version(script, number),
+        version=version,
+        base=base,
+        against=against if base or against == "source" else "source",
+        rows=rows,
+        changes=summary(rows) if rows is not None else None,
     )
 
 

@@ -438,3 +438,22 @@ def test_a_new_app_shows_its_first_steps_until_it_answers(dash, admin, new_app, 
     while f"Get {slug} answering" in dash.get(f"/admin/apps/{slug}").text:
         assert time.monotonic() < deadline, "the checklist stayed after the first call"
         time.sleep(0.1)
+
+
+def test_a_version_shows_what_it_changed_and_can_compare_with_the_current(dash, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug)
+    base = f"/admin/apps/{slug}/scripts/{script.id}"
+    for source in ("local a = 1\nreturn a\n", "local a = 2\nreturn a\n", "local a = 2\nreturn a + 1\n"):
+        assert dash.post(base + "/source", {"source": source}, htmx=True).status_code == 200
+    numbers = Script.get_by_id(script.id).version
+    second = dash.get(f"{base}/versions/{numbers - 1}", htmx=True).text
+    assert f"v{numbers - 2} → v{numbers - 1}" in second
+    assert '<tr class="removed">' in second and "local a = 1" in second
+    assert '<tr class="added">' in second and "local a = 2" in second
+    against_current = dash.get(f"{base}/versions/{numbers - 1}?against=current", htmx=True).text
+    assert f"v{numbers} → v{numbers - 1}" in against_current and "return a + 1" in against_current
+    whole = dash.get(f"{base}/versions/{numbers - 1}?against=source", htmx=True).text
+    assert '<pre class="source-view">local a = 2' in whole and '<table class="diff"' not in whole
+    first = dash.get(f"{base}/versions/1", htmx=True).text
+    assert "Changes in this version" not in first
