@@ -20,7 +20,7 @@ It prints, per database:
 - as the baseline of this machine at this moment, the latency of one durable
   single-row commit on that database.
 
-DESIGN.md targets: ≥ 1,500 events/s drained on PostgreSQL; p50 under 50 ms on both.
+Targets (docs/development.md): ≥ 1,500 events/s drained on PostgreSQL; p50 under 50 ms on both.
 
     python bench/events.py [--events 10000] [--clients 8] [--paced-events 500] [--paced-rate 20]
                            [--workers 2] [--backend sqlite|postgres|both]

@@ -25,7 +25,7 @@ the platform has no per-app quota, so an app keeping every executor of a worker 
 makes every app wait there; ``--spinners`` runs any other number to see that happen.
 
 Prints the hello route's p50, p99 and non-2xx answers for both phases and the spinners'
-answers. DESIGN.md target: with the spinners running, the hello route's p99 stays under
+answers. Target (docs/development.md): with the spinners running, the hello route's p99 stays under
 50 ms (and it answers nothing but 2xx).
 
     python bench/fairness.py [--rate 100] [--duration 20] [--rounds 2] [--spin-timeout 3]

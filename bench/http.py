@@ -2,7 +2,7 @@
 
 Both run under ``gunicorn -c gunicorn.conf.py`` with the same settings and are loaded
 by the same client (Debian's ``wrk``, 32 connections, a fixed duration). Prints
-requests per second, p50 and p99 for each, and the ratios DESIGN.md sets as targets:
+requests per second, p50 and p99 for each, and the ratios docs/development.md sets as targets:
 PiCloud ≥ 60% of the bare view's requests per second, p99 ≤ bare p99 + 10 ms.
 Three references between the two show where the gap comes from, each a bare view
 running the hello script in a pool of child processes:

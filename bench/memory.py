@@ -15,7 +15,7 @@ script a different source. Then:
 Prints, at start, after the configuration, after the fill and after the load, each
 gunicorn worker's resident memory (VmRSS from /proc/<pid>/status) and, apart, the
 summed resident memory of its executor processes (separate processes, running the Lua
-sandbox); at the end, each worker's peak (VmHWM). DESIGN.md target: a worker stays
+sandbox); at the end, each worker's peak (VmHWM). Target (docs/development.md): a worker stays
 under 300 MB RSS; the verdict is on the workers' peak. The executors are reported, not
 judged: the target is about the worker.
 

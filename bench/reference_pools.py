@@ -7,7 +7,7 @@ no timeout. Two kinds of child:
 
 - ``lupa_only``: the script runs in a fresh bare ``LuaRuntime`` per request: no count
   hook, no guarded library, no environment. This is the floor a process pool with a
-  fresh runtime per run sets (DESIGN.md's "process-pool sandbox alone").
+  fresh runtime per run sets ("sandbox-only" in docs/development.md).
 - ``sandbox_only``: the script runs in PiCloud's ``LuaSandbox`` per request (boot,
   environment, count hook, response mapping), but still behind this minimal pool:
   what the hardening of a run costs, apart from PiCloud's pool and protocol.

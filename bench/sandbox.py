@@ -1,6 +1,6 @@
 """Sandbox benchmark: the executor pool's per-run overhead and the count hook's cost.
 
-Each figure is measured against a baseline in the same run (DESIGN.md targets):
+Each figure is measured against a baseline in the same run (targets: docs/development.md):
 
 - executions per second of a trivial script through the executor pool against a
   bare in-process lupa call, and the overhead of one run in microseconds

@@ -20,7 +20,7 @@ from picloud.services import services
 
 log = logging.getLogger(__name__)
 
-# Outcome status -> HTTP status for a sync caller (API.md §6); the code is the status.
+# Outcome status -> HTTP status for a sync caller (docs/api.md §6); the code is the status.
 ERROR_STATUS = {
     "script_error": 422,
     "bad_script_response": 502,

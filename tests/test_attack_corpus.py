@@ -1,7 +1,7 @@
-"""Hostile scripts over HTTP against a real server (SANDBOX.md's classes and more).
+"""Hostile scripts over HTTP against a real server (docs/sandbox.md's threat classes and more).
 
 Each attack is a script behind its own route of one app. The test requests it and
-checks the outcome API.md §6 prescribes (never a 500 or a hang), that nothing of the
+checks the outcome docs/api.md §6 prescribes (never a 500 or a hang), that nothing of the
 host or of another app shows, and that the server still answers at once afterwards.
 Scripts run with small limits so that each attack ends quickly.
 """
@@ -33,7 +33,7 @@ CLIENT_TIMEOUT = 10
 QUICK_SECONDS = 2
 # Words of the host side that must never reach a caller or the execution log.
 HOST_WORDS = re.compile(r"python|lupa|traceback|__class__|\.py\b|builtins|site-packages", re.IGNORECASE)
-# Globals of an HTTP run (API.md §8), host modules included.
+# Globals of an HTTP run (docs/api.md §8), host modules included.
 GLOBALS = sorted(
     "request ctx kv docs log json string table math utf8 coroutine os print pairs ipairs next select type "
     "tostring tonumber rawget rawset rawequal rawlen getmetatable setmetatable pcall xpcall error assert "

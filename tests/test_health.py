@@ -1,4 +1,4 @@
-"""API.md §2: /healthz, and what happens when the database goes away."""
+"""docs/api.md §2: /healthz, and what happens when the database goes away."""
 import shutil
 
 import psycopg

@@ -1,4 +1,4 @@
-"""API.md §4 and §6 over HTTP: hosts, route matching, the request table, responses, outcomes."""
+"""docs/api.md §4 and §6 over HTTP: hosts, route matching, the request table, responses, outcomes."""
 import http.client
 import json
 import os
@@ -228,7 +228,7 @@ def test_user_post_needs_no_csrf_token(site):  # noqa: F811
     assert response.status_code == 200 and response.text == "a=b"
 
 
-# Outcomes (API.md §6 table) --------------------------------------------------------
+# Outcomes (docs/api.md §6 table) --------------------------------------------------------
 
 
 def failing(admin, site, source, **script_fields):  # noqa: F811

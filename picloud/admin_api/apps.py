@@ -1,4 +1,4 @@
-"""Apps: ``/api/v1/admin/apps`` — CRUD, slug checks, former-slug redirects (API.md §4)."""
+"""Apps: ``/api/v1/admin/apps`` — CRUD, slug checks, former-slug redirects (docs/api.md §4)."""
 from urllib.parse import quote, urlencode
 
 from flask import request

@@ -1,4 +1,4 @@
-"""Dead letters: ``/api/v1/admin/apps/{app}/dead-letters`` and their replay and discard (API.md §9)."""
+"""Dead letters: ``/api/v1/admin/apps/{app}/dead-letters`` and their replay and discard (docs/api.md §9)."""
 from flask import request
 
 from picloud.admin_api import bp, json_body, paginate, requires

@@ -1,4 +1,4 @@
-"""Docs: ``/api/v1/admin/apps/{app}/docs``, ``.../docs/{collection}[/{id}]`` (API.md §7).
+"""Docs: ``/api/v1/admin/apps/{app}/docs``, ``.../docs/{collection}[/{id}]`` (docs/api.md §7).
 
 Collections exist while they hold documents: listing an empty or unknown (but valid)
 collection answers an empty page. A PUT replaces an existing document (404 if there is

@@ -1,4 +1,4 @@
-"""Domain claims: ``/api/v1/admin/apps/{app}/domains`` (API.md §4)."""
+"""Domain claims: ``/api/v1/admin/apps/{app}/domains`` (docs/api.md §4)."""
 from picloud.admin_api import bp, json_body, paginate, requires
 from picloud.manager import reject_unknown
 from picloud.manager.apps import resolve_app

@@ -1,4 +1,4 @@
-"""The execution log: ``/api/v1/admin/apps/{app}/executions`` and lookups (API.md §10)."""
+"""The execution log: ``/api/v1/admin/apps/{app}/executions`` and lookups (docs/api.md §10)."""
 import datetime
 import uuid
 

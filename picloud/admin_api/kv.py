@@ -1,4 +1,4 @@
-"""KV: ``/api/v1/admin/apps/{app}/kv`` and ``.../kv/{key}`` (API.md §7).
+"""KV: ``/api/v1/admin/apps/{app}/kv`` and ``.../kv/{key}`` (docs/api.md §7).
 
 A key sits in the URL percent-encoded and may hold any character, ``/`` included, even
 at its start or twice in a row: the ``data_key`` converter takes the rest of the path

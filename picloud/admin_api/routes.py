@@ -1,4 +1,4 @@
-"""Routes: ``/api/v1/admin/apps/{app}/routes`` and ``/api/v1/admin/routes/{id}`` (API.md §6)."""
+"""Routes: ``/api/v1/admin/apps/{app}/routes`` and ``/api/v1/admin/routes/{id}`` (docs/api.md §6)."""
 from picloud.admin_api import bp, json_body, paginate, requires
 from picloud.errors import NotFound
 from picloud.manager.apps import resolve_app

@@ -1,4 +1,4 @@
-"""Scripts and their versions: ``/api/v1/admin/scripts`` (API.md §5)."""
+"""Scripts and their versions: ``/api/v1/admin/scripts`` (docs/api.md §5)."""
 from flask import g, request
 
 from picloud.admin_api import bp, json_body, paginate, requires

@@ -1,4 +1,4 @@
-"""Secrets: ``/api/v1/admin/apps/{app}/secrets`` (API.md §12). Values go in, never out."""
+"""Secrets: ``/api/v1/admin/apps/{app}/secrets`` (docs/api.md §12). Values go in, never out."""
 from picloud.admin_api import bp, json_body, requires
 from picloud.errors import NotFound, ValidationFailed
 from picloud.manager import reject_unknown

@@ -1,4 +1,4 @@
-"""Triggers: ``/api/v1/admin/apps/{app}/triggers`` and ``/api/v1/admin/triggers/{id}`` (API.md §9)."""
+"""Triggers: ``/api/v1/admin/apps/{app}/triggers`` and ``/api/v1/admin/triggers/{id}`` (docs/api.md §9)."""
 from flask import g
 
 from picloud.admin_api import bp, json_body, paginate, requires

@@ -56,7 +56,7 @@ def app_page(view):
 
 
 def _redirect_to_slug(slug):
-    # GET keeps the 301 of DESIGN.md; a form posted from a page opened before a rename
+    # GET keeps the 301 of docs/api.md §4; a form posted from a page opened before a rename
     # must keep its method and body, which only 308 promises.
     target = url_for(request.endpoint, **{**request.view_args, "slug": slug})
     if request.query_string:

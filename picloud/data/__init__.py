@@ -1,8 +1,8 @@
-"""The data plane: each app's KV store and document store (API.md §7).
+"""The data plane: each app's KV store and document store (docs/api.md §7).
 
 ``KVStore`` (``kv.py``) and ``DocStore`` (``docs.py``) are used alike by the admin API,
 the dashboard and scripts (``host.py``). Every mutation runs in one transaction with the
-outbox events it emits (API.md §9): both are committed or neither is.
+outbox events it emits (docs/api.md §9): both are committed or neither is.
 
 Limits, the same from every caller:
 

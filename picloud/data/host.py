@@ -1,4 +1,4 @@
-"""The ``kv`` and ``docs`` modules of scripts: host functions of the sandbox (API.md §7).
+"""The ``kv`` and ``docs`` modules of scripts: host functions of the sandbox (docs/api.md §7).
 
 A script's call crosses to the web process as ``host(module, fn, args)`` with the
 arguments decoded from JSON (Lua nil and ``json.null`` both arrive as None; an empty

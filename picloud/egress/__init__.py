@@ -1,4 +1,4 @@
-"""Outbound HTTP from scripts (API.md §11).
+"""Outbound HTTP from scripts (docs/api.md §11).
 
 - ``policy``: which destinations are allowed (pure).
 - ``client``: one request, resolved once, pinned to the checked address, redirects

@@ -1,4 +1,4 @@
-"""One outbound request, made by the web process for a script (API.md §11).
+"""One outbound request, made by the web process for a script (docs/api.md §11).
 
 The host is resolved once and every address it resolves to is checked; the connection
 then goes to the checked address, so a name cannot resolve one way for the check and

@@ -30,7 +30,7 @@ class HostEntry:
 
 @dataclass(frozen=True)
 class EgressAllow:
-    """The non-public destinations the operator allows (API.md §11)."""
+    """The non-public destinations the operator allows (docs/api.md §11)."""
 
     networks: tuple = ()
     hosts: tuple = ()

@@ -1,7 +1,7 @@
 """Validation and writes shared by the admin API and the dashboard.
 
 Each function takes plain values, raises the ``picloud.errors`` exception whose code
-API.md names, and writes inside one transaction, so bad input never leaves half-written
+docs/api.md names, and writes inside one transaction, so bad input never leaves half-written
 data behind. Every change that routing depends on goes through ``config_change``.
 """
 from flask import current_app

@@ -1,4 +1,4 @@
-"""Secrets of apps: validation, writes, the values a run may read, and masking (API.md §12).
+"""Secrets of apps: validation, writes, the values a run may read, and masking (docs/api.md §12).
 
 Values are write-only: they are sealed by the vault before they are stored and only
 ``values_for_app`` opens them, for the runs of the same app and for masking what a

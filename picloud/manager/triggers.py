@@ -1,4 +1,4 @@
-"""Triggers: validation and writes shared by the admin API and the dashboard (API.md §9).
+"""Triggers: validation and writes shared by the admin API and the dashboard (docs/api.md §9).
 
 A data trigger has a glob (``key_glob`` for kv, ``collection_glob`` for docs), the ops it
 listens to (empty: every op) and a retry policy; a dead-letter trigger only names its

@@ -239,7 +239,7 @@ class Execution(BaseModel):
     error = JSONField(null=True)
     logs = JSONField(null=True)
     usage = JSONField(null=True)
-    # [{method, url (no query string), status, error, duration_ms}], API.md §11.
+    # [{method, url (no query string), status, error, duration_ms}], docs/api.md §11.
     http_calls = JSONField(null=True)
 
     class Meta:

@@ -1,4 +1,4 @@
-"""The per-app data stores: KV entries and documents (API.md §7).
+"""The per-app data stores: KV entries and documents (docs/api.md §7).
 
 Keys, collections and document ids compare byte by byte on both databases (SQLite's
 BINARY collation, PostgreSQL columns declared ``COLLATE "C"``), so listings page in the

@@ -1,4 +1,4 @@
-"""Triggers, the outbox of events waiting to run, and dead letters (API.md §9).
+"""Triggers, the outbox of events waiting to run, and dead letters (docs/api.md §9).
 
 An ``OutboxEvent`` is one delivery: a data change for one trigger, an async HTTP
 request, or a dead letter for one handler. Its id is the ``ctx.event_id`` the script

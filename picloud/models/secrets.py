@@ -1,4 +1,4 @@
-"""Secrets of apps: a name and the Fernet token of its value (API.md §12).
+"""Secrets of apps: a name and the Fernet token of its value (docs/api.md §12).
 
 The value itself is never a column: ``picloud.vault`` seals it before it is stored
 and opens it only for a run of the same app.

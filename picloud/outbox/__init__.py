@@ -1,7 +1,7 @@
 """The outbox: durable queue of trigger events and async requests, drained by the dispatcher.
 
 Writers add events inside their own transaction, so a change and the events it causes
-commit together or not at all (API.md §7, §9). After the commit the dispatcher must
+commit together or not at all (docs/api.md §7, §9). After the commit the dispatcher must
 learn there is work:
 
 - on PostgreSQL every write also runs ``NOTIFY picloud_outbox`` in its transaction, which

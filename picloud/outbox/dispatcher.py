@@ -14,7 +14,7 @@ not one per event, and the runners never wait for a claim's round trip. Events a
 only claimed while the gate has a free slot or this dispatcher's own runs hold it, so
 a gate kept full by user traffic leaves events in the queue for other processes.
 
-What an attempt's outcome does (API.md §9):
+What an attempt's outcome does (docs/api.md §9):
 
 - ``ok`` → the event leaves the queue;
 - a failure → the next attempt is queued after the policy's delay, or, after the last

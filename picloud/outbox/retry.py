@@ -1,4 +1,4 @@
-"""The retry policy of triggers and async routes (API.md §9), as pure functions.
+"""The retry policy of triggers and async routes (docs/api.md §9), as pure functions.
 
 A policy is a plain dict ``{"max_attempts", "backoff", "base_delay_ms", "max_delay_ms",
 "jitter"}``. ``validate_retry`` fills in the defaults and answers 422 naming the field

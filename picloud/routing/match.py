@@ -1,7 +1,7 @@
 """Host → app and request → route resolution, as pure functions over plain tables.
 
 Nothing here touches the database or Flask: the tables are built by ``tables.py``
-from cached rows, and every rule of API.md §4 (host resolution) and §6 (matching)
+from cached rows, and every rule of docs/api.md §4 (host resolution) and §6 (matching)
 lives in this one module so it can be tested as a table of cases.
 """
 import re

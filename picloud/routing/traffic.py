@@ -1,7 +1,7 @@
 """User traffic: every method and path outside the platform's reserved prefixes.
 
 Host → app (cached domain table) → route (cached route table) → a slot in the gate →
-the executor → the outcome mapped to HTTP (API.md §6). The execution record is queued
+the executor → the outcome mapped to HTTP (docs/api.md §6). The execution record is queued
 for the batched log writer, so a request does no database write of its own.
 
 ``UserTraffic`` answers these requests at the WSGI level, in front of Flask: a user
@@ -10,7 +10,7 @@ skipping it is a large share of the hot path's cost. Paths under ``/admin``, ``/
 ``/healthz``, ``/version``, ``/static`` and ``/metrics`` pass straight through to Flask, so the
 platform's prefixes always win.
 
-Decision where API.md is silent: ``request.body`` is the body's exact bytes as a Lua
+As docs/api.md §6 says: ``request.body`` is the body's exact bytes as a Lua
 string, valid UTF-8 or not, so a script can check a webhook's signature or take a
 binary upload. ``request.json`` is decoded only from a valid UTF-8 JSON body, and
 only when a script can hold the value (see ``script_json``).
@@ -149,7 +149,7 @@ def run_sync(script, globals_, *, source, settings, principal=None):
 
 
 def outcome_response(execution, outcome):
-    """Turn an Outcome into the caller's response (API.md §6 table)."""
+    """Turn an Outcome into the caller's response (docs/api.md §6 table)."""
     status = status_text(outcome.status)
     if status == "ok":
         reply = outcome.response
@@ -169,7 +169,7 @@ def outcome_response(execution, outcome):
 
 
 def error_response(error):
-    """Render a PiCloudError as the API.md JSON error body."""
+    """Render a PiCloudError as the docs/api.md JSON error body."""
     body = json.dumps(error.body(), separators=(",", ":")) + "\n"
     headers = [("Content-Type", "application/json"), *error.headers.items()]
     return _response(body.encode(), error.status, headers)
@@ -232,7 +232,7 @@ def read_body(environ, limit):
 
 
 def request_table(environ, method, host, params, body, *, json_body=None, skip_headers=()):
-    """Build the script's ``request`` table (API.md §6) from a WSGI environ."""
+    """Build the script's ``request`` table (docs/api.md §6) from a WSGI environ."""
     headers = {}
     for key, value in environ.items():
         if key.startswith("HTTP_"):

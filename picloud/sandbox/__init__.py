@@ -1,15 +1,15 @@
 """The Lua sandbox: limits, the script environment and the executor pool.
 
 This package is the only code in PiCloud that imports lupa, and it imports nothing
-else from PiCloud. SANDBOX.md (beside the design docs) lists the attacks it answers.
+else from PiCloud. docs/sandbox.md describes the attacks it answers and how.
 
-- ``limits``: the six knobs, their defaults and ceilings, validation (API.md §5).
+- ``limits``: the six knobs, their defaults and ceilings, validation (docs/api.md §5).
 - ``boot.lua`` + ``runtime``: one fresh, hardened Lua 5.4 runtime per execution,
-  the script environment of API.md §8 and the return-value mapping of §6.
+  the script environment of docs/api.md §8 and the return-value mapping of §6.
 - ``worker``: the executor process; ``pool``: the processes and their wall-clock
   timeouts, usable from greenlets (gevent) or threads.
 
-Conventions scripts see, beyond API.md:
+Conventions scripts see (docs/api.md §8 states them for script authors):
 
 - JSON: a table whose keys are exactly 1..n encodes as an array, any other table
   (the empty one included) as an object; integer keys of objects become strings.

@@ -1,5 +1,5 @@
 --[[
-Boot code of one sandbox runtime (see SANDBOX.md for the attacks it answers).
+Boot code of one sandbox runtime (see docs/sandbox.md for the attacks it answers).
 
 Runs once in a fresh LuaRuntime before any script code, while the real standard
 library is still in reach. It captures what it needs in locals, builds the script's
@@ -691,7 +691,7 @@ local function json_body(value)
   return text
 end
 
--- Map the script's return value to a response (API.md §6), or ("bad", reason).
+-- Map the script's return value to a response (docs/api.md §6), or ("bad", reason).
 local function make_response(value)
   local vt = raw_type(value)
   if vt == "nil" then return response(204, {}, true, "", nil) end

@@ -2,7 +2,7 @@
 
 Pure functions, no Lua: the manager validates a script's ``sandbox`` object with
 ``validate_sandbox`` and the orchestrator turns it into the six numbers of one run
-with ``effective_limits`` (API.md §5).
+with ``effective_limits`` (docs/api.md §5).
 """
 import logging
 import re

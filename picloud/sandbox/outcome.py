@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 
 class Status(str, enum.Enum):
-    """How one execution ended (API.md §6 and §10)."""
+    """How one execution ended (docs/api.md §6 and §10)."""
 
     OK = "ok"  # the script returned a value that became a response
     SCRIPT_ERROR = "script_error"  # the script raised an error or does not compile
@@ -41,7 +41,7 @@ class ExecutionJob:
 
 @dataclass(frozen=True)
 class ScriptResponse:
-    """The HTTP response a script's return value maps to (API.md §6)."""
+    """The HTTP response a script's return value maps to (docs/api.md §6)."""
 
     status: int
     headers: tuple  # ((name, value), ...), the content type included

@@ -1,6 +1,6 @@
 """A pool of executor processes, each running one job at a time.
 
-Lua runs outside the web process (DESIGN.md "Process model"): a script stuck in a
+Lua runs outside the web process (docs/architecture.md, "Process model"): a script stuck in a
 C function is ended by killing its process at the timeout, never by freezing the
 server. Processes are started with ``subprocess`` (never a fork of the web process)
 and spoken to over pipes with the frames of ``protocol``.

@@ -267,7 +267,7 @@ class _GlobalsConverter:
 
     Far cheaper than decoding the JSON in Lua. Only bytes, int, float, bool and
     the tables made here are handed to lupa: anything else would reach Lua as a
-    Python object (SANDBOX.md). Bounded as everything entering the sandbox:
+    Python object (docs/sandbox.md). Bounded as everything entering the sandbox:
     strings by max_string_bytes, tables by max_table_entries and nesting by
     MAX_GLOBALS_DEPTH (never lupa's own recursive conversion). A ``None`` field of
     a global's table (``ctx.principal``, ``event.prev_value``, ``request.json``) is

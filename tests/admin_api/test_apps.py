@@ -1,4 +1,4 @@
-"""API.md §4: apps, slugs, slug history and redirects, slug:check, deletion."""
+"""docs/api.md §4: apps, slugs, slug history and redirects, slug:check, deletion."""
 import pytest
 
 from picloud.models import App, AppSlugHistory, Domain, Execution, Route, Script, ScriptVersion

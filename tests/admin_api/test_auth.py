@@ -1,4 +1,4 @@
-"""API.md §3: tokens, identity, throttling."""
+"""docs/api.md §3: tokens, identity, throttling."""
 import uuid
 
 from picloud.auth import ROLE_CAPABILITIES

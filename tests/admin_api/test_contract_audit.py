@@ -1,4 +1,4 @@
-"""API.md §1-7, 9, 10 across endpoints: the rules every resource shares.
+"""docs/api.md §1-7, 9, 10 across endpoints: the rules every resource shares.
 
 The per-resource modules test each endpoint's own behaviour; this one walks the shared
 conventions over all of them — capabilities, ids, listings, bodies, timestamps, error

@@ -1,4 +1,4 @@
-"""API.md §9: the dead letters API — list, show, replay, discard, bulk replay, and every error."""
+"""docs/api.md §9: the dead letters API — list, show, replay, discard, bulk replay, and every error."""
 import pytest
 
 from tests.outbox.conftest import add_trigger, dead_letters, kv_items, kv_put, wait_for

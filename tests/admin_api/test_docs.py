@@ -1,4 +1,4 @@
-"""API.md §7: the docs admin API — collections, insert, get, replace, delete, list, and every error."""
+"""docs/api.md §7: the docs admin API — collections, insert, get, replace, delete, list, and every error."""
 import uuid
 
 import pytest

@@ -1,4 +1,4 @@
-"""API.md §4: domain claims — normalisation, punycode, conflicts, deletion."""
+"""docs/api.md §4: domain claims — normalisation, punycode, conflicts, deletion."""
 import pytest
 
 from tests.support.apps import other_site, site  # noqa: F401  (fixtures)

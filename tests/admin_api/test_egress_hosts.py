@@ -1,4 +1,4 @@
-"""API.md §11: an app's optional egress_hosts allow-list, set with PATCH (apps.manage)."""
+"""docs/api.md §11: an app's optional egress_hosts allow-list, set with PATCH (apps.manage)."""
 import pytest
 
 from tests.support.apps import site  # noqa: F401  (fixture)

@@ -1,4 +1,4 @@
-"""API.md §6: POST /api/v1/execute/{script_id} answers exactly like a sync route."""
+"""docs/api.md §6: POST /api/v1/execute/{script_id} answers exactly like a sync route."""
 import pytest
 
 from tests.support.apps import site  # noqa: F401  (fixture)

@@ -1,4 +1,4 @@
-"""API.md §10: the execution log — listing, filters, cursor, lookup, capabilities."""
+"""docs/api.md §10: the execution log — listing, filters, cursor, lookup, capabilities."""
 import pytest
 
 from tests.support.apps import other_site, site  # noqa: F401  (fixtures)

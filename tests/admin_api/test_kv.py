@@ -1,4 +1,4 @@
-"""API.md §7: the KV admin API — get, put, delete, list, and every error."""
+"""docs/api.md §7: the KV admin API — get, put, delete, list, and every error."""
 import json
 
 import pytest

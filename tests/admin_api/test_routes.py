@@ -1,4 +1,4 @@
-"""API.md §6: routes — validation, reserved paths, hosts, conflicts, capabilities."""
+"""docs/api.md §6: routes — validation, reserved paths, hosts, conflicts, capabilities."""
 import pytest
 
 from tests.support.apps import other_site, site  # noqa: F401  (fixtures)

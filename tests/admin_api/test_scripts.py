@@ -1,4 +1,4 @@
-"""API.md §5: scripts, compile checks, versions and restore, sandbox validation."""
+"""docs/api.md §5: scripts, compile checks, versions and restore, sandbox validation."""
 import pytest
 
 from tests.support.apps import other_site, site  # noqa: F401  (fixtures)

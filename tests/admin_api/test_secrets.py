@@ -1,4 +1,4 @@
-"""API.md §12: secrets are write-only, encrypted at rest, per app, behind secrets.manage."""
+"""docs/api.md §12: secrets are write-only, encrypted at rest, per app, behind secrets.manage."""
 import uuid
 from pathlib import Path
 

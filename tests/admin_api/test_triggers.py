@@ -1,4 +1,4 @@
-"""API.md §9: the triggers API — create per kind, list, show, change, delete, and every error."""
+"""docs/api.md §9: the triggers API — create per kind, list, show, change, delete, and every error."""
 import pytest
 
 from tests.support.apps import other_site, site  # noqa: F401  (fixtures)

@@ -1,4 +1,4 @@
-"""API.md §3: user management and capability checks."""
+"""docs/api.md §3: user management and capability checks."""
 import pytest
 
 from tests.support.live import Api, login

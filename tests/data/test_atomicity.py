@@ -1,4 +1,4 @@
-"""API.md §7/§9: a mutation and its events commit together or not at all; apps own their data.
+"""docs/api.md §7/§9: a mutation and its events commit together or not at all; apps own their data.
 
 To make the event write fail without touching PiCloud's code, the database itself is
 told to refuse outbox rows of one app (a trigger, on SQLite and on PostgreSQL).

@@ -1,4 +1,4 @@
-"""API.md §7: ``docs.*`` in scripts, through real routes over HTTP."""
+"""docs/api.md §7: ``docs.*`` in scripts, through real routes over HTTP."""
 import uuid
 
 from tests.data.conftest import docs_url, lua_json

@@ -1,4 +1,4 @@
-"""API.md §7: ``kv.*`` in scripts, through real routes over HTTP."""
+"""docs/api.md §7: ``kv.*`` in scripts, through real routes over HTTP."""
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.data.conftest import add_trigger, executions, kv_url, lua_json, run_lua, wait_for

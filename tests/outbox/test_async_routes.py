@@ -1,4 +1,4 @@
-"""API.md §6: async routes answer 202 at once; the run is queued, retried per the route's policy."""
+"""docs/api.md §6: async routes answer 202 at once; the run is queued, retried per the route's policy."""
 from tests.outbox.conftest import FAST_RETRY, dead_letters, executions, kv_get, wait_for
 
 # Busy for about half a second, so the run can be seen queued before it ends.

@@ -1,4 +1,4 @@
-"""API.md §9 end to end: triggered runs, their event and ctx, retries, dead letters, handlers, depth."""
+"""docs/api.md §9 end to end: triggered runs, their event and ctx, retries, dead letters, handlers, depth."""
 from tests.outbox.conftest import FAST_RETRY, add_trigger, dead_letters, executions, kv_get, kv_items, kv_put, wait_for
 
 RECORD_CTX = """

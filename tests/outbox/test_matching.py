@@ -1,4 +1,4 @@
-"""API.md §9: which data changes a trigger fires for — globs and ops (pure)."""
+"""docs/api.md §9: which data changes a trigger fires for — globs and ops (pure)."""
 import pytest
 
 from picloud.models import Trigger

@@ -1,4 +1,4 @@
-"""DESIGN.md reliability: several dispatchers on one database, and SIGKILL mid-burst.
+"""docs/architecture.md, "Reliability": several dispatchers on one database, and SIGKILL mid-burst.
 
 Both run against extra server processes sharing the suite's database, so the suite's
 own server is one more dispatcher competing for the same events.

@@ -1,4 +1,4 @@
-"""API.md §9: the retry policy — validation, backoff maths, jitter bounds (pure)."""
+"""docs/api.md §9: the retry policy — validation, backoff maths, jitter bounds (pure)."""
 import random
 
 import pytest

@@ -1,4 +1,4 @@
-"""API.md §7-§10 as a script sees them, end to end over HTTP.
+"""docs/api.md §7-§10 as a script sees them, end to end over HTTP.
 
 What the other data and outbox tests leave open: exact return values and types of the
 host functions, cursors paging to the end, the exact globals and ``ctx`` of every
@@ -12,7 +12,7 @@ import uuid
 from tests.data.conftest import lua_json, run_lua
 from tests.outbox.conftest import FAST_RETRY, add_trigger, dead_letters, executions, kv_get, kv_put, wait_for
 
-# API.md §8, plus ``request`` or ``event`` and the data modules.
+# docs/api.md §8, plus ``request`` or ``event`` and the data modules.
 DOCUMENTED_GLOBALS = {
     "ctx", "kv", "docs", "log", "json", "string", "table", "math", "utf8", "coroutine", "os",
     "pairs", "ipairs", "pcall", "error", "select", "type", "tostring", "tonumber", "setmetatable",

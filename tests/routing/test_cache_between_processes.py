@@ -1,4 +1,4 @@
-"""DESIGN.md: another process sharing the database notices every change within a second."""
+"""docs/architecture.md "Caches": another process sharing the database notices every change within a second."""
 import time
 
 import pytest

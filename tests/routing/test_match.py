@@ -1,4 +1,4 @@
-"""API.md §4 host resolution and §6 route matching, as tables of pure cases."""
+"""docs/api.md §4 host resolution and §6 route matching, as tables of pure cases."""
 import pytest
 
 from picloud.routing.match import (

@@ -1,4 +1,4 @@
-"""The script environment of API.md §8, and attempts to get out of it."""
+"""The script environment of docs/api.md §8, and attempts to get out of it."""
 import pytest
 
 from picloud.sandbox import Status

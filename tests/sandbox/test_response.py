@@ -1,4 +1,4 @@
-"""A script's return value becomes the response (API.md §6)."""
+"""A script's return value becomes the response (docs/api.md §6)."""
 import json
 
 import pytest
