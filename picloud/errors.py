@@ -3,8 +3,19 @@
 Every error leaves as ``{"error": {"code", "message", ...extra}}`` with its status,
 except under ``/admin`` where a person gets an HTML page.
 """
+import logging
+
+import peewee
+import psycopg
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
+
+from picloud.db import STORAGE_FULL, UNAVAILABLE, failure_of
+
+log = logging.getLogger(__name__)
+
+# What a client is told to wait before retrying while the database is unavailable.
+RETRY_AFTER_SECONDS = 1
 
 
 class PiCloudError(Exception):
@@ -93,6 +104,33 @@ class TooManyRequests(PiCloudError):
         super().__init__(message, headers={"Retry-After": str(int(retry_after))})
 
 
+class DatabaseUnavailable(PiCloudError):
+    """The database cannot be reached right now; try again in a moment."""
+
+    status = 503
+    code = "database_unavailable"
+
+    def __init__(self, message=None):
+        super().__init__(message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+class StorageFull(PiCloudError):
+    """The server's disk is full, so this change was not saved; reading still works."""
+
+    status = 507
+    code = "storage_full"
+
+
+def database_error(exc):
+    """Return the PiCloudError a client sees for a database failure it may retry, or None."""
+    kind = failure_of(exc)
+    if kind == UNAVAILABLE:
+        return DatabaseUnavailable()
+    if kind == STORAGE_FULL:
+        return StorageFull()
+    return None
+
+
 # Codes for the HTTP errors werkzeug raises itself (routing, body size).
 _HTTP_CODES = {
     400: "bad_request",
@@ -129,15 +167,24 @@ def handle_http_exception(exc):
     return error_response(error)
 
 
+def handle_database_error(exc):
+    """Answer a database failure: 503 or 507 when a retry may succeed, else 500."""
+    error = database_error(exc)
+    if error is None:
+        return handle_unexpected(exc)
+    log.warning("%s on %s %s: %s", error.code, request.method, request.path, exc)
+    return error_response(error)
+
+
 def handle_unexpected(exc):
     """Answer an unexpected exception with 500 internal_error."""
-    from flask import current_app
-
-    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return error_response(PiCloudError("An internal error occurred."))
 
 
 def init_app(app):
     app.register_error_handler(PiCloudError, error_response)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(peewee.PeeweeException, handle_database_error)
+    app.register_error_handler(psycopg.Error, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

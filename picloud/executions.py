@@ -29,7 +29,8 @@ BATCH_SIZE = 200
 # Held in memory while the database is unreachable; beyond it the oldest are dropped.
 MAX_PENDING = 50_000
 PURGE_EVERY_SECONDS = 3600
-_MAX_BACKOFF_SECONDS = 5.0
+# Short, so that records are written within a second of the database coming back.
+_MAX_BACKOFF_SECONDS = 1.0
 
 
 class ExecutionLogWriter:

@@ -11,9 +11,10 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    """Report whether the server can reach its database."""
-    if not database.is_available():
-        return {"status": "unavailable", "database": "unavailable"}, 503
+    """Report whether the server can reach its database and write to it."""
+    state = database.health()
+    if state != "ok":
+        return {"status": "unavailable", "database": state}, 503
     return {"status": "ok", "database": "ok"}
 
 

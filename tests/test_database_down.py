@@ -33,7 +33,7 @@ def test_user_routes_answer_503_while_the_database_is_gone(tmp_path):
             while (response := hello()).status_code == 200 and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert response.status_code == 503, response.text
-            assert response.json()["error"]["code"] == "unavailable"
+            assert response.json()["error"]["code"] == "database_unavailable"
             assert response.headers["Retry-After"] == "1"
         finally:
             server.stop()

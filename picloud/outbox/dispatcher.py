@@ -40,7 +40,7 @@ import gevent.queue
 import psycopg
 
 from picloud import cache, executions, orchestrator
-from picloud.db import connection, db, is_postgres
+from picloud.db import connection, db, failure_of, is_postgres
 from picloud.models import OutboxEvent, isoformat, utcnow
 from picloud.outbox import CHANNEL, record_queued, runnable_request, set_dispatcher
 from picloud.outbox import claims
@@ -64,7 +64,8 @@ PURGE_EVERY_SECONDS = 3600
 # Delivered events wait at most this long for a claim to delete them (well inside
 # LEASE_SECONDS: a delivered event whose lease ran out would be claimed again).
 FLUSH_DELIVERED_SECONDS = 1.0
-_MAX_BACKOFF_SECONDS = 5.0
+# Short, so that work resumes within a second of the database coming back.
+_MAX_BACKOFF_SECONDS = 1.0
 _LISTEN_TIMEOUT_SECONDS = 5.0
 
 
@@ -137,10 +138,13 @@ class Dispatcher:
                 db.connect(reuse_if_open=True)  # kept open from one pass to the next
                 worked = self.loop()
                 self._failures = 0
-            except Exception:
+            except Exception as exc:
                 self._failures += 1
                 worked = False
-                log.exception("dispatcher: a pass failed (%d in a row); backing off", self._failures)
+                if failure_of(exc):
+                    log.warning("dispatcher: database unavailable (%d in a row): %s", self._failures, exc)
+                else:
+                    log.exception("dispatcher: a pass failed (%d in a row); backing off", self._failures)
                 _drop_connection()
             if worked:
                 gevent.sleep(0)  # let the runners take the events just claimed

@@ -21,15 +21,13 @@ import math
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
-import peewee
-import psycopg
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import get_input_stream
 
 from picloud import cache, executions
 from picloud.db import db
-from picloud.errors import NotFound, PayloadTooLarge, PiCloudError
+from picloud.errors import NotFound, PayloadTooLarge, PiCloudError, database_error
 from picloud.orchestrator import ERROR_STATUS, Overloaded, run_script, status_text
 from picloud.outbox import enqueue_http_request
 from picloud.routing import tables
@@ -49,18 +47,10 @@ _MESSAGES = {
 }
 # Response headers that describe the connection or framing: the server sets those.
 _HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer"})
-_DATABASE_ERRORS = (peewee.DatabaseError, peewee.InterfaceError, psycopg.Error)
 # request.json is two tables down in a job's globals (globals.request.json).
 MAX_JSON_DEPTH = MAX_GLOBALS_DEPTH - 2
 # Request headers WSGI keeps outside the HTTP_ keys.
 _CONTENT_HEADERS = (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length"))
-
-
-class ServiceUnavailable(PiCloudError):
-    """The database cannot be reached right now."""
-
-    status = 503
-    code = "unavailable"
 
 
 class UserTraffic:
@@ -84,9 +74,14 @@ class UserTraffic:
             return serve(environ, self.settings)
         except PiCloudError as error:
             return error_response(error)
-        except Exception:
-            log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
-            return error_response(PiCloudError("An internal error occurred."))
+        except Exception as exc:
+            error = database_error(exc)
+            if error is None:
+                log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+                error = PiCloudError("An internal error occurred.")
+            else:
+                log.warning("%s for user traffic: %s", error.code, exc)
+            return error_response(error)
         finally:
             if not db.is_closed() and not db.in_transaction():
                 db.close()
@@ -98,33 +93,29 @@ def serve(environ, settings):
     length = environ.get("CONTENT_LENGTH")
     if length and length.isdigit() and int(length) > settings.max_body_bytes:
         raise PayloadTooLarge(f"The request body is larger than {settings.max_body_bytes} bytes.")
-    try:
-        host = normalize_host(environ.get("HTTP_HOST") or environ.get("SERVER_NAME"))
-        app_id = tables.domain_table().resolve(host)
-        if app_id is None:
-            raise NotFound("No app claims this host.", code="unknown_host")
-        result = match_route(tables.app_routes(app_id), method, host, _request_parts(environ))
-        if result is None:
-            raise NotFound("No route matches this path.", code="no_route")
-        if isinstance(result, MethodNotAllowed):
-            raise PiCloudError(
-                "The route does not answer this method.",
-                code="method_not_allowed",
-                status=405,
-                headers={"Allow": ", ".join(result.allow)},
-            )
-        route = result.route
-        body = read_body(environ, settings.max_body_bytes)
-        request = request_table(environ, method, host, result.params, body)
-        if route.dispatch_mode == "async":
-            return _enqueue(route, request)
-        script = cache.script(route.script_id)
-        if script is None:  # deleted between the route and the script lookup
-            raise NotFound("No route matches this path.", code="no_route")
-        return run_sync(script, {"request": request}, source="http", settings=settings)
-    except _DATABASE_ERRORS as exc:
-        log.warning("database unavailable for user traffic: %s", exc)
-        raise ServiceUnavailable("The service is temporarily unavailable.", headers={"Retry-After": "1"}) from None
+    host = normalize_host(environ.get("HTTP_HOST") or environ.get("SERVER_NAME"))
+    app_id = tables.domain_table().resolve(host)
+    if app_id is None:
+        raise NotFound("No app claims this host.", code="unknown_host")
+    result = match_route(tables.app_routes(app_id), method, host, _request_parts(environ))
+    if result is None:
+        raise NotFound("No route matches this path.", code="no_route")
+    if isinstance(result, MethodNotAllowed):
+        raise PiCloudError(
+            "The route does not answer this method.",
+            code="method_not_allowed",
+            status=405,
+            headers={"Allow": ", ".join(result.allow)},
+        )
+    route = result.route
+    body = read_body(environ, settings.max_body_bytes)
+    request = request_table(environ, method, host, result.params, body)
+    if route.dispatch_mode == "async":
+        return _enqueue(route, request)
+    script = cache.script(route.script_id)
+    if script is None:  # deleted between the route and the script lookup
+        raise NotFound("No route matches this path.", code="no_route")
+    return run_sync(script, {"request": request}, source="http", settings=settings)
 
 
 def run_sync(script, globals_, *, source, settings, principal=None):
