@@ -30,7 +30,7 @@ def test_a_role_change_asks_first_and_says_what_it_did(admin_page, live_server):
 
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Change").click()
-    expect(page.locator("#users [role=status]")).to_have_text(f"{username} is now viewer.")
+    expect(page.locator("#toasts")).to_contain_text(f"{username} is now viewer.")
     assert [u["role"] for u in role_of() if u["id"] == created["id"]] == ["viewer"]
 
 

@@ -137,3 +137,20 @@ document.querySelectorAll(".tabs [aria-selected=true]").forEach((tab) => {
   const strip = tab.parentElement;
   strip.scrollLeft = tab.offsetLeft - (strip.clientWidth - tab.offsetWidth) / 2;
 });
+
+// Toasts: what an action did, for a few seconds. The server sends them in an HX-Trigger
+// "toasts" event (staying on the page) or as flashed messages on the next page.
+function showToast(message, level) {
+  const region = document.getElementById("toasts");
+  if (!region) return;
+  const toast = document.createElement("p");
+  toast.className = `toast ${level || "success"}`;
+  toast.textContent = message;
+  region.append(toast);
+  setTimeout(() => toast.remove(), 6000);
+}
+document.body.addEventListener("toasts", (event) => {
+  const toasts = event.detail.value || [];
+  toasts.forEach((toast) => showToast(toast.message, toast.level));
+});
+document.querySelectorAll("#toasts .toast").forEach((toast) => setTimeout(() => toast.remove(), 6000));

@@ -7,8 +7,9 @@ a copy of the cookie taken before is worthless).
 """
 import functools
 import hashlib
+import json
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
 
 from picloud.auth import capabilities_of
@@ -107,6 +108,34 @@ def has_endpoint(name):
 def render_partial_or_page(page, partial, **context):
     """Render the partial for an htmx request, else the whole page."""
     return render_template(partial if request.htmx else page, **context)
+
+
+def notify(message, level="success"):
+    """Tell the person what an action did, in a toast on the page it leaves them on.
+
+    An htmx answer that stays on the page carries it in an ``HX-Trigger`` event; a
+    redirect (or a full page) carries it to the next page as a flashed message.
+    """
+    g.setdefault("toasts", []).append({"message": message, "level": level})
+
+
+@bp.after_request
+def deliver_toasts(response):
+    """Attach the toasts of this request to its answer (see ``notify``)."""
+    toasts = g.pop("toasts", None)
+    if not toasts:
+        return response
+    stays = request.htmx and response.status_code < 300 and "HX-Redirect" not in response.headers
+    if not stays:
+        for toast in toasts:
+            flash(toast["message"], toast["level"])
+        return response
+    events = json.loads(response.headers["HX-Trigger"]) if response.headers.get("HX-Trigger", "").startswith("{") else {}
+    if response.headers.get("HX-Trigger") and not events:
+        events = {name.strip(): None for name in response.headers["HX-Trigger"].split(",")}
+    events["toasts"] = toasts
+    response.headers["HX-Trigger"] = json.dumps(events)
+    return response
 
 
 @bp.after_request

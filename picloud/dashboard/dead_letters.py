@@ -3,10 +3,10 @@ import json
 
 from flask import request, url_for
 
-from picloud.dashboard import bp, login_required
+from picloud.dashboard import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, script_names
 from picloud.errors import Conflict, NotFound
-from picloud.models import DeadLetter
+from picloud.models import DeadLetter, Execution
 from picloud.outbox.dead_letters import discard, replay, replay_many
 
 PAGE_SIZE = 50
@@ -16,7 +16,7 @@ def _show_all():
     return request.values.get("show") == "all"
 
 
-def _render(app, notice=None, error=None, status=200):
+def _render(app, error=None, status=200):
     show_all = _show_all()
     query = DeadLetter.for_app(app, open_only=not show_all).order_by(DeadLetter.id.desc())
     return render_tab(
@@ -29,7 +29,6 @@ def _render(app, notice=None, error=None, status=200):
         open_count=DeadLetter.for_app(app).count(),
         script_names=script_names(app),
         show_all=show_all,
-        notice=notice,
         error=error,
     )
 
@@ -50,8 +49,9 @@ def _act(app, dead_letter_id, action, done):
         if request.htmx:
             return _render(app, error=describe_error(exc), status=exc.status)
         return _render_one(app, dead_letter, error=describe_error(exc), status=exc.status)
+    notify(f"Dead letter #{dead_letter.id} {done}.")
     if request.htmx:
-        return _render(app, notice=f"Dead letter #{dead_letter.id} {done}.")
+        return _render(app)
     return go_to(url_for("dashboard.dead_letter", slug=app.slug, dead_letter_id=dead_letter.id))
 
 
@@ -63,8 +63,25 @@ def _render_one(app, dead_letter, error=None, status=200):
         status=status,
         dead_letter=dead_letter,
         event_json=json.dumps(dead_letter.event, indent=2, ensure_ascii=False),
+        replay_runs=_replay_runs(app, dead_letter),
         script_names=script_names(app),
         error=error,
+    )
+
+
+def _replay_runs(app, dead_letter):
+    """Return the runs a replay of this dead letter made (its event id, queued since)."""
+    if dead_letter.resolution != "replayed" or dead_letter.resolved_at is None:
+        return []
+    return list(
+        Execution.select()
+        .where(
+            (Execution.app_id == app.id)
+            & (Execution.event_id == dead_letter.event_id)
+            & (Execution.started_at >= dead_letter.resolved_at)
+        )
+        .order_by(Execution.started_at)
+        .limit(20)
     )
 
 
@@ -106,4 +123,5 @@ def discard_dead_letter(app, dead_letter_id):
 def replay_all_dead_letters(app):
     """Replay every open dead letter of the app."""
     count = replay_many(app)
-    return _render(app, notice=f"Replayed {count} dead letter{'s' if count != 1 else ''}.")
+    notify(f"Replayed {count} dead letter{'s' if count != 1 else ''}: their events are queued again.")
+    return _render(app)

@@ -1,5 +1,5 @@
 """The Domains tab: the host names an app claims."""
-from picloud.dashboard import bp, login_required
+from picloud.dashboard import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, render_tab, show_error
 from picloud.dashboard.forms import DomainForm
 from picloud.errors import Conflict, ValidationFailed
@@ -37,10 +37,11 @@ def claim_domain(app):
     if not form.validate_on_submit():
         return _render(app, form, status=422)
     try:
-        add_domain(app, form.pattern.data)
+        domain = add_domain(app, form.pattern.data)
     except (Conflict, ValidationFailed) as exc:
         show_error(form, exc, "pattern")
         return _render(app, form, status=exc.status)
+    notify(f"{app.slug} now answers on {domain.pattern}.")
     return _render(app)
 
 
@@ -53,4 +54,5 @@ def remove_domain(app, domain_id):
         delete_domain(app, domain_id)
     except Conflict as exc:
         return _render(app, error=describe_error(exc), status=exc.status)
+    notify("Dropped the domain claim.")
     return _render(app)

@@ -7,7 +7,7 @@ links and forms answer the whole tab, with the row being edited shown as its for
 """
 from flask import redirect, render_template, request, url_for
 
-from picloud.dashboard import bp, login_required
+from picloud.dashboard import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, render_tab, show_error
 from picloud.dashboard.forms import RouteForm
 from picloud.errors import Conflict, NotFound, ValidationFailed
@@ -164,6 +164,7 @@ def toggle_route(app, route_id):
         update_route(route, {"enabled": not route.enabled})
     except (Conflict, ValidationFailed) as exc:
         return _render(app, error=describe_error(exc), status=exc.status)
+    notify(f"{'Disabled' if route.enabled else 'Enabled'} {route.method} {route.path}.")
     return _render(app)
 
 
@@ -172,5 +173,7 @@ def toggle_route(app, route_id):
 @app_page
 def remove_route(app, route_id):
     """Delete a route."""
-    delete_route(_get_route(app, route_id))
+    route = _get_route(app, route_id)
+    delete_route(route)
+    notify(f"Deleted the route {route.method} {route.path}.")
     return _render(app)

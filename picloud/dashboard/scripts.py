@@ -6,7 +6,7 @@ from urllib.parse import unquote_plus
 from flask import current_app, g, request, url_for
 
 from picloud import orchestrator
-from picloud.dashboard import bp, login_required
+from picloud.dashboard import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
 from picloud.dashboard.diffs import line_diff, summary
 from picloud.dashboard.forms import ConfirmForm, ConsoleForm, ScriptForm, ScriptSettingsForm, SourceForm
@@ -201,7 +201,8 @@ def version(app, script_id, number):
 def restore_version(app, script_id, number):
     """Make an old version the current source (as a new version) and reopen the editor."""
     script = _get_script(app, script_id)
-    manager.restore_version(script, number, g.user)
+    restored = manager.restore_version(script, number, g.user)
+    notify(f"Restored version {number} of {script.name} as version {restored.version}.")
     return go_to(url_for("dashboard.script", slug=app.slug, script_id=script.id))
 
 
@@ -249,6 +250,7 @@ def delete_script(app, script_id):
         return _render_script(
             app, script, "scripts/_delete.html", exc.status, delete_error=describe_error(exc), confirm=ConfirmForm()
         )
+    notify(f"Deleted the script {script.name}.")
     return go_to(url_for("dashboard.scripts", slug=app.slug))
 
 

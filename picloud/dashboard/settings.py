@@ -1,7 +1,7 @@
 """The Settings tab: name and description, rename through a confirm dialog, delete."""
 from flask import request, url_for
 
-from picloud.dashboard import bp, login_required
+from picloud.dashboard import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
 from picloud.dashboard.forms import AppDetailsForm, ConfirmForm, DeleteAppForm, RenameForm, SecretForm
 from picloud.errors import Conflict, NotFound, ValidationFailed
@@ -77,6 +77,7 @@ def rename_app(app):
     except (Conflict, ValidationFailed) as exc:
         show_error(form, exc, "slug")
         return _render(app, exc.status, rename=form, check=check_slug(new_slug, app=app))
+    notify(f"Renamed {app.slug} to {renamed.slug}; {app.slug} now redirects here.")
     return go_to(url_for("dashboard.app_settings", slug=renamed.slug))
 
 
@@ -96,6 +97,7 @@ def remove_app(app):
     except Conflict as exc:
         form.confirm_slug.errors.append(describe_error(exc))
         return _render(app, exc.status, delete=form)
+    notify(f"Deleted the app {app.slug} and everything it owned.")
     return go_to(url_for("dashboard.apps"))
 
 

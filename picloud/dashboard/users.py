@@ -2,7 +2,7 @@
 from flask import render_template
 
 from picloud.auth import create_user, delete_user, update_user
-from picloud.dashboard import bp, login_required, render_partial_or_page
+from picloud.dashboard import bp, login_required, notify, render_partial_or_page
 from picloud.dashboard.forms import ConfirmForm, RoleForm, UserForm
 from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.models import User
@@ -15,13 +15,12 @@ def _get_user(user_id):
     return user
 
 
-def _render(form=None, error=None, status=200, done=None):
+def _render(form=None, error=None, status=200):
     context = dict(
         users=User.select().order_by(User.username),
         form=form or UserForm(formdata=None),
         confirm=ConfirmForm(),
         error=error,
-        done=done,
     )
     return render_partial_or_page("users/index.html", "users/_list.html", **context), status
 
@@ -36,7 +35,6 @@ def users():
         form=UserForm(),
         confirm=ConfirmForm(),
         error=None,
-        done=None,
     )
 
 
@@ -51,7 +49,8 @@ def add_user():
         create_user(form.username.data, form.password.data, form.role.data)
     except (Conflict, ValidationFailed) as exc:
         return _render(form, error=exc.message, status=exc.status)
-    return _render(done=f"Added {form.role.data} {form.username.data}.")
+    notify(f"Added the {form.role.data} {form.username.data}.")
+    return _render()
 
 
 @bp.post("/users/<id:user_id>/role")
@@ -66,7 +65,8 @@ def change_role(user_id):
         update_user(user, role=form.role.data)
     except Conflict as exc:
         return _render(error=exc.message, status=exc.status)
-    return _render(done=f"{user.username} is now {form.role.data}.")
+    notify(f"{user.username} is now {form.role.data}.")
+    return _render()
 
 
 @bp.post("/users/<id:user_id>/delete")
@@ -78,4 +78,5 @@ def remove_user(user_id):
         delete_user(user)
     except Conflict as exc:
         return _render(error=exc.message, status=exc.status)
-    return _render(done=f"Deleted user {user.username}.")
+    notify(f"Deleted the user {user.username}.")
+    return _render()

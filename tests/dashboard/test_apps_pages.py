@@ -3,6 +3,7 @@
 A requests session logs in like a browser and posts the forms with their CSRF token;
 stored state is checked through the models bound to the suite's database.
 """
+import json
 import time
 import re
 import uuid
@@ -457,3 +458,19 @@ def test_a_version_shows_what_it_changed_and_can_compare_with_the_current(dash, 
     assert '<pre class="source-view">local a = 2' in whole and '<table class="diff"' not in whole
     first = dash.get(f"{base}/versions/1", htmx=True).text
     assert "Changes in this version" not in first
+
+
+def test_actions_say_what_they_did_in_a_toast(dash, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug)
+    # Staying on the page (htmx): the toast rides an HX-Trigger event.
+    claimed = dash.post(f"/admin/apps/{slug}/domains", {"pattern": f"{slug}.toast.test"}, htmx=True)
+    events = json.loads(claimed.headers["HX-Trigger"])
+    assert events["toasts"] == [{"message": f"{slug} now answers on {slug}.toast.test.", "level": "success"}]
+    # Leaving the page (a redirect): the toast is on the next page.
+    deleted = dash.post(f"/admin/apps/{slug}/scripts/{script.id}/delete", htmx=True)
+    assert deleted.headers["HX-Redirect"].endswith(f"/admin/apps/{slug}/scripts")
+    assert "HX-Trigger" not in deleted.headers
+    next_page = dash.get(f"/admin/apps/{slug}/scripts").text
+    assert '<p class="toast success">Deleted the script main.</p>' in next_page
+    assert "Deleted the script main." not in dash.get(f"/admin/apps/{slug}/scripts").text  # shown once

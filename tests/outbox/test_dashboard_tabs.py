@@ -1,4 +1,6 @@
 """The Triggers and Dead letters tabs over HTTP, posted like a browser with CSRF tokens."""
+import re
+import time
 import uuid
 
 import pytest
@@ -100,21 +102,33 @@ def test_the_dead_letters_tab_lists_inspects_and_replays(dash, site):
     assert made[0]["event_id"] in shown.text and "&#34;tab/0&#34;" in shown.text and "script_error" in shown.text
 
     replayed = dash.post(f"/admin/apps/{site.slug}/dead-letters/{made[0]['id']}/replay", htmx=True)
-    assert replayed.status_code == 200 and f"Dead letter #{made[0]['id']} replayed" in replayed.text
+    assert replayed.status_code == 200 and f"Dead letter #{made[0]['id']} replayed" in replayed.headers["HX-Trigger"]
     assert site.api.get(f"/api/v1/admin/dead-letters/{made[0]['id']}").json()["resolution"] == "replayed"
     again = dash.post(f"/admin/apps/{site.slug}/dead-letters/{made[0]['id']}/replay", htmx=True)
     assert again.status_code == 409 and "already resolved" in again.text
 
     discarded = dash.post(f"/admin/apps/{site.slug}/dead-letters/{made[1]['id']}/discard", htmx=True)
-    assert discarded.status_code == 200 and "discarded" in discarded.text
+    assert discarded.status_code == 200 and "discarded" in discarded.headers["HX-Trigger"]
     everything = dash.get(f"/admin/apps/{site.slug}/dead-letters", params={"show": "all"})
     assert "replayed" in everything.text and "discarded" in everything.text
+
+    # The replayed dead letter links to the runs its replay made.
+    deadline = time.monotonic() + 30
+    while True:
+        detail = dash.get(f"/admin/apps/{site.slug}/dead-letters/{made[0]['id']}").text
+        runs = re.findall(rf'/admin/apps/{site.slug}/logs/([0-9a-f-]{{36}})"', detail.split("The replay")[1])
+        if runs:
+            break
+        assert time.monotonic() < deadline, "the replay made no run"
+        time.sleep(0.2)
+    run = site.api.get(f"/api/v1/admin/executions/{runs[0]}").json()
+    assert run["event_id"] == made[0]["event_id"] and run["attempt"] == 1
 
 
 def test_replay_all_from_the_tab(dash, site):
     made, _, _ = make_dead_letters(site, 2, prefix="all")
     response = dash.post(f"/admin/apps/{site.slug}/dead-letters/replay", htmx=True)
-    assert response.status_code == 200 and "Replayed 2 dead letters" in response.text
+    assert response.status_code == 200 and "Replayed 2 dead letters" in response.headers["HX-Trigger"]
     statuses = {site.api.get(f"/api/v1/admin/dead-letters/{d['id']}").json()["resolution"] for d in made}
     assert statuses == {"replayed"}
 

@@ -15,7 +15,7 @@ def csrf_from(html):
 
 def selected_tab(html):
     """Return the label of the app page's selected tab."""
-    return re.search(r'aria-selected="true">([^<]+)<', html).group(1)
+    return re.search(r'aria-selected="true">([^<]+)<', html).group(1).strip()
 
 
 class Dashboard:
