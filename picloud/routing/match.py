@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import idna
 
 # First path segments that never reach user scripts: the platform's own prefixes.
-# ``static`` is not in the contract's list, but the platform serves its own assets there,
+# ``static`` among them: the platform serves its own assets there,
 # so a route could never answer.
 RESERVED_SEGMENTS = frozenset({"admin", "api", "healthz", "version", "static", "metrics"})
 
