@@ -170,6 +170,8 @@ def run_script(
         ),
         timeout_seconds=script.timeout_seconds,
         host_api=host_api,
+        # Runs of one app share its warm runtimes; never another app's.
+        app=str(script.app_id),
     )
     orchestrator.wait_ready()
     deadline = None if wait_seconds is None else time.monotonic() + wait_seconds

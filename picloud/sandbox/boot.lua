@@ -1,11 +1,16 @@
 --[[
-Boot code of one sandbox runtime (see docs/sandbox.md for the attacks it answers).
+Boot code of one warm sandbox runtime (docs/sandbox.md "Runtime lifecycle"; the
+attacks it answers are listed there too).
 
 Runs once in a fresh LuaRuntime before any script code, while the real standard
-library is still in reach. It captures what it needs in locals, builds the script's
-own environment table, then empties the real globals and the loaded-module table so
-that nothing reachable later leads back to them. It returns the entry points the
-executor calls from Python: setup() once per job, run() once, report() after.
+library is still in reach. It captures what it needs in locals, builds the master
+library tables (never handed to a script), then empties the real globals and the
+loaded-module table so that nothing reachable later leads back to them. The
+runtime then serves many runs of one app; each run gets a fresh environment built
+from the masters, a fresh coroutine, fresh per-run state (reset in one place:
+begin_run) and is cleaned up in one place (api.finish). It returns the entry points
+the executor calls from Python: compile() once per script version, then per run
+setup(), run(), report()/usage(), finish().
 
 Rules for this file: no method calls on strings, and no `#`, `==`, indexing or
 `pairs` on the script's tables (their metamethods would run script code here);
@@ -21,6 +26,7 @@ local log_sink, host_call, json_chunk = ...
 
 -- Everything the sandbox needs, captured before the real tables are emptied.
 local debug_sethook, debug_getinfo, debug_getmetatable = debug.sethook, debug.getinfo, debug.getmetatable
+local debug_upvaluejoin = debug.upvaluejoin
 local raw_pcall, raw_xpcall, raw_error, raw_type, raw_select = pcall, xpcall, error, type, select
 local raw_next, raw_rawget, raw_rawset, raw_rawequal, raw_rawlen = next, rawget, rawset, rawequal, rawlen
 local raw_setmetatable, raw_tostring, raw_tonumber = setmetatable, tostring, tonumber
@@ -30,6 +36,13 @@ local s_sub, s_byte, s_lower = string.sub, string.byte, string.lower
 local t_concat = table.concat
 local co_create, co_resume, co_running, co_status, co_close =
     coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close
+local co_yield, co_isyieldable = coroutine.yield, coroutine.isyieldable
+local m_randomseed = math.randomseed
+-- Shared by every string of the runtime: restored before and after each run to
+-- what Lua made (__index and the arithmetic metamethods of string coercion).
+local string_metatable = debug.getmetatable("")
+local string_metamethods = {}
+for key, value in next, string_metatable do string_metamethods[key] = value end
 local m_type, m_tointeger, m_huge, m_floor = math.type, math.tointeger, math.huge, math.floor
 local utf8_len, utf8_char = utf8.len, utf8.char
 local string_lib, table_lib, math_lib, utf8_lib, coroutine_lib = string, table, math, utf8, coroutine
@@ -63,25 +76,31 @@ local MAX_ERROR_BYTES = 4096
 -- host measures against PICLOUD_MAX_VALUE_BYTES with an error the script can catch.
 local MAX_HOST_ARGS_BYTES = 64 * 1024 * 1024 - 1024
 
--- Per-execution state, set by setup().
+-- Per-run state: every variable below is set by begin_run() at the start of each
+-- run, and those holding the run's objects are cleared by api.finish(). Shared
+-- code reads limits only through these upvalues, never from a copy taken earlier.
 local max_instructions, max_call_depth, max_string, max_entries, max_output = 0, 0, 0, 0, 0
 local main_probe, coroutine_probe = 0, 0
 local used = 0
 local tripped, tripped_line, internal_message = nil, nil, nil
-local error_line
 local baseline_kb, peak_kb = 0, 0
 local output_used, log_entries = 0, 0
-local chunk_source, script_main
+local clock_base = 0
+-- The run's environment, its compiled chunk and the coroutine running it.
+local env, chunk_source, script_main, script_thread
+-- Hook intervals of live coroutines; weak, so a run's coroutines die with it.
 local intervals = raw_setmetatable({}, {__mode = "k"})
 
 -- ---------------------------------------------------------------------------
 -- Limits: the count hook, charging, tripping
 
--- Return the line of the innermost frame of the script's own chunk, if any.
-local function script_line()
-  local level = 2
+-- Return the line of the innermost frame of the script's own chunk, if any: in
+-- the running thread, or in the suspended or dead thread `co`.
+local function script_line(co)
+  local level = co and 0 or 2
   while true do
-    local info = debug_getinfo(level, "Sl")
+    local info
+    if co then info = debug_getinfo(co, level, "Sl") else info = debug_getinfo(level, "Sl") end
     if not info then return nil end
     if info.source == chunk_source and info.currentline > 0 then return info.currentline end
     level = level + 1
@@ -438,37 +457,25 @@ local function shape(t)
   return count > 0 and array and top == count, count
 end
 
--- The codec itself (json.lua) is loaded the first time a run needs it: most runs
--- never do, and loading it costs a good part of a boot. It runs only after
--- setup(), so the limits it is handed are final.
-local codec_encode, codec_decode
-
-local function load_codec()
-  local chunk, err = raw_load(json_chunk, "=[sandbox]", "b")
-  if not chunk then
-    if err == MEMERR then trip("max_memory_bytes") end
-    trip("internal", "cannot load the JSON codec")
-  end
-  codec_encode, codec_decode = chunk({
-    error = raw_error, type = raw_type, tonumber = raw_tonumber, next = raw_next,
-    rawequal = raw_rawequal, rawget = raw_rawget,
-    utf8_len = utf8_len, utf8_char = utf8_char, m_type = m_type, m_huge = m_huge, t_concat = t_concat,
-    s_format = s_format, s_find = s_find, s_match = s_match, s_gsub = s_gsub, s_byte = s_byte, s_sub = s_sub,
-    trip = trip, charge = charge, check_string = check_string, shape = shape, null = null,
-    max_entries = max_entries,
-  })
-end
+-- The codec itself (json.lua), loaded once with the runtime. It reads the run's
+-- table limit through a getter: a value captured at load would be the first run's.
+local codec_encode, codec_decode = raw_load(json_chunk, "=[sandbox]", "b")({
+  error = raw_error, type = raw_type, tonumber = raw_tonumber, next = raw_next,
+  rawequal = raw_rawequal, rawget = raw_rawget,
+  utf8_len = utf8_len, utf8_char = utf8_char, m_type = m_type, m_huge = m_huge, t_concat = t_concat,
+  s_format = s_format, s_find = s_find, s_match = s_match, s_gsub = s_gsub, s_byte = s_byte, s_sub = s_sub,
+  trip = trip, charge = charge, check_string = check_string, shape = shape, null = null,
+  max_entries = function() return max_entries end,
+})
 
 -- Encode a value as JSON text, or return nil and the reason it cannot be.
 -- Output beyond max_bytes trips the knob `bytes_knob`.
 local function encode(value, max_bytes, bytes_knob)
-  if not codec_encode then load_codec() end
   return codec_encode(value, max_bytes, bytes_knob)
 end
 
 -- Decode JSON text ("script" or "host" mode: see json.lua).
 local function decode(text, mode)
-  if not codec_decode then load_codec() end
   return codec_decode(text, mode)
 end
 
@@ -537,9 +544,6 @@ end
 -- ---------------------------------------------------------------------------
 -- The script's environment
 
--- The script's globals, filled in below.
-local env
-
 local function sandbox_error(message, level)
   if message == MEMERR then message = MEMERR_BY_SCRIPT end
   level = level == nil and 1 or m_tointeger(level)
@@ -563,9 +567,37 @@ local function sandbox_setmetatable(t, mt)
   return lib.setmetatable(t, mt)
 end
 
+-- Relative to the heap when the run started: the runtime's own size (and what
+-- earlier runs left for the collector) is none of the script's business.
 local function sandbox_collectgarbage(option)
-  if option == "count" then return raw_collectgarbage("count") end
+  if option == "count" then
+    local kb = raw_collectgarbage("count") - baseline_kb
+    return kb > 0 and kb or 0
+  end
   raw_error("collectgarbage: only \"count\" is allowed", 2)
+end
+
+-- json.null is shared by every run of the runtime: its metatable refuses writes,
+-- and rawset, the one raw write a script has, refuses it too.
+local function sandbox_rawset(t, k, v)
+  if raw_rawequal(t, null) then raw_error("json.null is read-only", 2) end
+  return raw_rawset(t, k, v)
+end
+
+-- The run's own script coroutine stands for the main thread: a script cannot
+-- yield out of its run, as it could not yield out of the main thread.
+local function sandbox_yield(...)
+  if co_running() == script_thread then raw_error("attempt to yield from outside a coroutine", 0) end
+  return co_yield(...)
+end
+
+local function sandbox_isyieldable()
+  return co_running() ~= script_thread and co_isyieldable()
+end
+
+local function sandbox_running()
+  local co = co_running()
+  return co, co == script_thread
 end
 
 local function sandbox_load(...)
@@ -584,9 +616,12 @@ local function sandbox_load(...)
   return f, clean(err)
 end
 
--- The script gets this runtime's own library tables (no other run ever sees them),
--- with the guarded functions in place; method calls on strings ("a"):rep(n) go
--- through the same string table. Boot code calls only what it captured above.
+-- The master tables: every run gets copies of these (make_env), so what a run
+-- does to its `string` or `table` never reaches another run, and the masters are
+-- never reachable from script code. Method calls on strings ("a"):rep(n) go
+-- through the run's own string table (begin_run points the string metatable at it).
+-- A new standard module: add its master table to `libraries`; a new plain global:
+-- add it to `builtins`. Boot code calls only what it captured above.
 string_lib.dump = nil
 string_lib.rep, string_lib.format, string_lib.gsub = sandbox_rep, sandbox_format, sandbox_gsub
 string_lib.char, string_lib.pack = sandbox_char, sandbox_pack
@@ -595,25 +630,58 @@ table_lib.move, table_lib.sort, table_lib.unpack = sandbox_move, sandbox_sort, s
 utf8_lib.char = sandbox_utf8_char
 coroutine_lib.create, coroutine_lib.resume = sandbox_create, sandbox_resume
 coroutine_lib.wrap, coroutine_lib.close = sandbox_wrap, sandbox_close
+coroutine_lib.yield, coroutine_lib.isyieldable, coroutine_lib.running = sandbox_yield, sandbox_isyieldable, sandbox_running
 
 local log = {info = log_function("info"), warn = log_function("warn"), error = log_function("error")}
--- CPU seconds of this execution: the process's own clock would tell a script how
--- busy the executor was with other apps' runs.
-local clock_base = 0
 
--- One constructor, so the table is made at its final size.
-env = {
+local libraries = {
   string = string_lib, table = table_lib, math = math_lib, utf8 = utf8_lib, coroutine = coroutine_lib,
+  -- CPU seconds of this run: the process's own clock would tell a script how busy
+  -- the executor was with other apps' runs.
   os = {time = os_time, date = sandbox_date, clock = function() return os_clock() - clock_base end},
   json = {encode = json_encode, decode = json_decode, null = null},
-  log = log, print = log.info,
+  log = log,
+}
+
+local builtins = {
+  print = log.info,
   pairs = raw_pairs, ipairs = raw_ipairs, next = raw_next, select = raw_select,
   type = raw_type, tostring = raw_tostring, tonumber = raw_tonumber,
-  rawget = raw_rawget, rawset = raw_rawset, rawequal = raw_rawequal, rawlen = raw_rawlen,
+  rawget = raw_rawget, rawset = sandbox_rawset, rawequal = raw_rawequal, rawlen = raw_rawlen,
   getmetatable = raw_getmetatable, setmetatable = sandbox_setmetatable,
   pcall = sandbox_pcall, xpcall = sandbox_xpcall, error = sandbox_error, assert = sandbox_assert,
   load = sandbox_load, collectgarbage = sandbox_collectgarbage,
 }
+
+-- Return the Lua text of a constructor for `master`'s fields read from `var`.
+local function fields_source(var, master)
+  local parts, n = {}, 0
+  for key in raw_next, master do
+    n = n + 1
+    parts[n] = s_format("[%q] = %s[%q]", key, var, key)
+  end
+  return t_concat(parts, ", ")
+end
+
+-- Build make_env(): one generated table constructor per run makes every table at
+-- its final size, far cheaper than copying the masters field by field.
+local function environment_constructor()
+  local names, n = {}, 0
+  for name in raw_next, libraries do
+    n = n + 1
+    names[n] = name
+  end
+  local head, body = {"local builtins, libraries = ...\n"}, {}
+  for i = 1, n do
+    head[i + 1] = s_format("local m%d = libraries[%q]\n", i, names[i])
+    body[i] = s_format("[%q] = {%s}", names[i], fields_source("m" .. i, libraries[names[i]]))
+  end
+  local source = t_concat(head) .. "return function() return {" .. fields_source("builtins", builtins)
+      .. ", " .. t_concat(body, ", ") .. "} end"
+  return raw_load(source, "=[sandbox]", "t", nil)(builtins, libraries)
+end
+
+local make_env = environment_constructor()
 
 -- ---------------------------------------------------------------------------
 -- Hide the real globals and modules: only the closures above keep what they need.
@@ -726,59 +794,121 @@ end
 
 local api = {}
 
--- The runner's message handler: where the script was when an error left it
--- (an error message says so itself only when Lua code raised it).
-local function note_error_line(e)
-  local ok, line = raw_pcall(script_line)
-  if ok then error_line = line end
-  return e
+-- A table no script can write, the environment of a cached chunk between runs.
+local sealed = raw_setmetatable({}, {
+  __metatable = false,
+  __index = function() raw_error("no run in progress", 2) end,
+  __newindex = function() raw_error("no run in progress", 2) end,
+})
+
+-- Point the first upvalue (_ENV) of a compiled chunk at `value` in a fresh cell:
+-- closures an earlier run made keep the cell of their own run.
+local function bind_env(chunk, value)
+  debug_upvaluejoin(chunk, 1, function() return value end, 1)
 end
 
--- Prepare the one execution of this runtime: limits, host modules, globals, source.
--- The globals arrive as a table the executor built (runtime.py), with what
--- decoding them would have cost the script.
-function api.setup(instructions, depth, string_bytes, table_entries, output_bytes,
-                   chunk_name, source, globals, globals_cost, host_spec)
+-- Compile a script once per version; return the chunk, or nil and the message.
+function api.compile(source, chunk_name)
+  local fn, message = raw_load(source, "=" .. chunk_name, "t", sealed)
+  if not fn then return nil, s_sub(message, 1, MAX_ERROR_BYTES) end
+  return fn
+end
+
+-- Restore the string metatable to what Lua made, its methods from `index`.
+local function reset_string_metatable(index)
+  for key in raw_next, string_metatable do string_metatable[key] = nil end
+  for key, value in raw_next, string_metamethods do string_metatable[key] = value end
+  string_metatable.__index = index
+end
+
+-- Host modules offered to runs: for each spec text, the names and master tables
+-- of its modules (closures shared by runs; each run gets fresh tables).
+local host_modules, host_specs = {}, 0
+local MAX_HOST_SPECS = 16
+
+-- Return {name, master, ...} for a host spec: one line per module, its name and
+-- then its functions, separated by spaces (identifiers checked by the pool).
+local function host_masters(spec)
+  local masters = host_modules[spec]
+  if masters then return masters end
+  if host_specs >= MAX_HOST_SPECS then host_modules, host_specs = {}, 0 end
+  masters = {}
+  for line in s_gmatch(spec, "[^\n]+") do
+    local name, module = nil, {}
+    for word in s_gmatch(line, "[^ ]+") do
+      if name == nil then
+        name = word
+      else
+        module[word] = function(...) return call_host(name, word, ...) end
+      end
+    end
+    masters[#masters + 1] = name
+    masters[#masters + 1] = module
+  end
+  host_modules[spec], host_specs = masters, host_specs + 1
+  return masters
+end
+
+-- Reset every piece of per-run state: the one place a run starts from.
+local function begin_run(instructions, depth, string_bytes, table_entries, output_bytes,
+                         chunk_name, chunk, seed1, seed2)
   max_instructions, max_call_depth = instructions, depth
   max_string, max_entries, max_output = string_bytes, table_entries, output_bytes
   -- getinfo(level) finds a frame only when the stack is deeper than the limit:
   -- level 1 is the hook; the main thread also has the runner and its pcall below.
   coroutine_probe = max_call_depth + 2
   main_probe = max_call_depth + 4
+  used, tripped, tripped_line, internal_message = 0, nil, nil, nil
+  output_used, log_entries = 0, 0
   chunk_source = "=" .. chunk_name
+  script_main, script_thread = chunk, nil
+  env = make_env()
+  reset_string_metatable(env.string)
+  m_randomseed(seed1, seed2)
+  clock_base = os_clock()
+end
+
+-- Prepare a run: limits, host modules, globals, the compiled chunk. The globals
+-- arrive as a table the executor built (runtime.py), with what decoding them
+-- would have cost the script and the heap bytes they take: they count as the
+-- script's own, the environment built here does not.
+function api.setup(instructions, depth, string_bytes, table_entries, output_bytes,
+                   chunk_name, chunk, globals, globals_cost, globals_bytes, host_spec, seed1, seed2)
+  begin_run(instructions, depth, string_bytes, table_entries, output_bytes,
+            chunk_name, chunk, seed1, seed2)
   local ok, err = raw_pcall(function()
     charge(globals_cost)
-    -- One line per host module: its name, then its functions, separated by spaces
-    -- (identifiers checked by the pool).
-    for line in s_gmatch(host_spec, "[^\n]+") do
-      local name, module = nil, {}
-      for word in s_gmatch(line, "[^ ]+") do
-        if name == nil then
-          name = word
-        else
-          module[word] = function(...) return call_host(name, word, ...) end
-        end
-      end
-      env[name] = module
+    local masters = host_masters(host_spec)
+    for i = 1, #masters, 2 do
+      local module = {}
+      for fn, closure in raw_next, masters[i + 1] do module[fn] = closure end
+      env[masters[i]] = module
     end
     for name, value in raw_next, globals do env[name] = value end
   end)
   if tripped then return api.report() end
   if not ok then return "internal", describe(err) end
-  local fn, message = raw_load(source, chunk_source, "t", env)
-  if not fn then return "compile_error", s_sub(message, 1, MAX_ERROR_BYTES) end
-  script_main = fn
+  bind_env(chunk, env)
+  baseline_kb = raw_collectgarbage("count") - globals_bytes / 1024
+  peak_kb = baseline_kb
   return "ok"
 end
 
--- Run the script under the hook and map its result; return the outcome as plain
--- values: kind ("ok", "error", "bad", "limit", "internal") and its details.
+-- Run the script in a fresh coroutine under the hook and map its result; return
+-- the outcome as plain values: kind ("ok", "error", "bad", "limit", "internal")
+-- and its details. A to-be-closed variable left open by a failed run stays in
+-- that dead coroutine: it is never closed, in this run or any later one.
 function api.run()
-  local main = co_running()
-  clock_base = os_clock()
-  intervals[main] = FIRST_INTERVAL
+  script_thread = new_coroutine(script_main)
+  -- What runs here after the script (its error's __tostring, the response) is
+  -- under the hook as well.
+  intervals[co_running()] = FIRST_INTERVAL
   debug_sethook(count_hook, "", FIRST_INTERVAL)
-  local ok, result = raw_xpcall(script_main, note_error_line)
+  clock_base = os_clock()
+  local ok, result = co_resume(script_thread)
+  if ok and co_status(script_thread) ~= "dead" and not tripped then
+    ok, result = false, "attempt to yield from outside a coroutine"
+  end
   local kind, a, b, c = nil, nil, nil, nil
   if ok and not tripped then
     local mapped, k, x, y, z = raw_pcall(make_response, result)
@@ -791,7 +921,14 @@ function api.run()
     if result == MEMERR then
       tripped = "max_memory_bytes"
     else
-      kind, a, b = "error", describe(result), error_line
+      local found, line = raw_pcall(script_line, script_thread)
+      -- As a protected call would unwind it: pending __close handlers run, under
+      -- the hook, and an error of theirs replaces the script's.
+      local closed, close_error = co_close(script_thread)
+      if not closed and not tripped then
+        if close_error == MEMERR then tripped = "max_memory_bytes" else result = close_error end
+      end
+      kind, a, b = "error", describe(result), found and line or nil
     end
   end
   debug_sethook()
@@ -806,7 +943,7 @@ function api.report()
   return nil
 end
 
--- Return (instructions, peak Lua heap bytes above the booted runtime).
+-- Return (instructions, peak Lua heap bytes above the run's start).
 function api.usage()
   local kb = raw_collectgarbage("count")
   if kb > peak_kb then peak_kb = kb end
@@ -814,11 +951,20 @@ function api.usage()
   return used, peak > 0 and peak or 0
 end
 
-api.sethook = debug_sethook
--- No full collection here (it would cost more than the rest of the boot): the
--- little garbage boot left counts in the baseline, not against the script.
-baseline_kb = raw_collectgarbage("count")
-peak_kb = baseline_kb
+-- End a run: drop everything it made from the shared state, collect it all, and
+-- return the heap bytes left (the runtime's own size, for its recycling bound).
+function api.finish()
+  debug_sethook()
+  if script_main then bind_env(script_main, sealed) end
+  reset_string_metatable(string_lib)
+  env, script_main, script_thread = nil, nil, nil
+  tripped, internal_message = "finished", nil
+  for co in raw_next, intervals do intervals[co] = nil end
+  raw_collectgarbage("collect")
+  return raw_collectgarbage("count") * 1024
+end
+
 -- As separate values: one crossing for the executor instead of a lookup per entry
 -- point; json.null for the tables of the job's globals.
-return api.setup, api.run, api.report, api.usage, api.sethook, null
+api.sethook = debug_sethook
+return api.compile, api.setup, api.run, api.report, api.usage, api.finish, api.sethook, null

@@ -1,11 +1,11 @@
 --[[
 The sandbox's JSON codec: json.encode/decode, host call arguments and results,
-table responses. boot.lua loads it, as bytecode like itself, the first time a
-run needs it.
+table responses. boot.lua loads it, as bytecode like itself, once per runtime.
 
 boot.lua's rules hold here: no metamethod of a script's table runs, and only the
 functions boot.lua captured before any script code ran are used, handed over in
-one table with the run's (final) limits.
+one table. The runtime serves many runs, each with its own limits: a limit is read
+through its getter when a call starts, never kept from one call to the next.
 ]]
 local boot = ...
 local raw_error, raw_type, raw_tonumber, raw_next = boot.error, boot.type, boot.tonumber, boot.next
@@ -14,7 +14,7 @@ local utf8_len, utf8_char, m_type, m_huge, t_concat = boot.utf8_len, boot.utf8_c
 local s_format, s_find, s_match, s_gsub, s_byte, s_sub =
     boot.s_format, boot.s_find, boot.s_match, boot.s_gsub, boot.s_byte, boot.s_sub
 local trip, charge, check_string, shape, null = boot.trip, boot.charge, boot.check_string, boot.shape, boot.null
-local max_entries = boot.max_entries
+local entries_limit = boot.max_entries
 local _ENV = nil
 
 local MAX_JSON_DEPTH = 256
@@ -211,6 +211,7 @@ end
 --   "host"    nil at the top, json.null inside tables (host function results)
 local function decode(text, mode)
   if mode == "script" and not utf8_len(text) then return nil, "invalid UTF-8" end
+  local max_entries = entries_limit()
   charge(#text // 16)
   local ws = "^[ \t\r\n]*()"
   local pos = s_match(text, ws, 1)

@@ -29,6 +29,8 @@ class ExecutionJob:
     ``globals`` holds plain JSON-like values (``bytes`` allowed for raw strings such
     as a request body); each top-level key becomes a global. ``limits`` has all six
     knobs. ``host_api`` lists ``(module, (fn, ...))`` pairs, e.g. ``("kv", ("get",))``.
+    ``app`` names whose warm runtime the run may share (the runs of one app); a job
+    without one runs in a runtime of its own.
     """
 
     source: str
@@ -37,6 +39,7 @@ class ExecutionJob:
     limits: dict
     timeout_seconds: float
     host_api: tuple = ()
+    app: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ and spoken to over pipes with the frames of ``protocol``.
 
 ``ExecutorPool.run`` blocks only its caller: under gevent monkey-patching every wait
 (a free slot, a pipe becoming readable) yields to other greenlets; without gevent
-it blocks the calling thread. Callers take free executors in FIFO order.
+it blocks the calling thread. Callers take free executors in FIFO order; among
+the free ones, a caller gets one that already holds its app's warm runtime when
+there is one (pool affinity: booting a runtime costs more than a run).
 """
 import json
 import logging
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 from . import protocol
@@ -130,12 +132,12 @@ class ExecutorPool:
         """
         frame = _job_frame(job, host)
         deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
-        executor = self._acquire(wait_seconds)
+        executor = self._acquire(wait_seconds, job.app)
         while not executor.alive():
             # It died while idle (killed from outside): never hand a caller a corpse.
             self._retire(executor)
             self._replace()
-            executor = self._acquire(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            executor = self._acquire(None if deadline is None else max(0.0, deadline - time.monotonic()), job.app)
         reusable = False
         try:
             outcome, reusable = executor.execute(job, frame, host)
@@ -152,12 +154,12 @@ class ExecutorPool:
     def _worn_out(self, executor):
         return self.recycle_after is not None and executor.jobs_run >= self.recycle_after
 
-    def _acquire(self, wait_seconds):
+    def _acquire(self, wait_seconds, app=None):
         with self._lock:
             if not self._running:
                 raise Overloaded("the executor pool is not running")
             if self._idle and not self._waiters:
-                return self._idle.popleft()
+                return self._take_idle(app)
             waiter = _Waiter()
             self._waiters.append(waiter)
         try:
@@ -172,6 +174,15 @@ class ExecutorPool:
         if executor is None:
             raise Overloaded()
         return executor
+
+    def _take_idle(self, app):
+        """Pop an idle executor, one warm for ``app`` if any (the lock is held)."""
+        if app is not None:
+            for executor in self._idle:
+                if executor.holds(app):
+                    self._idle.remove(executor)
+                    return executor
+        return self._idle.popleft()
 
     def _abandon(self, waiter):
         """Stop waiting; return the executor handed to the waiter, if any."""
@@ -241,9 +252,27 @@ class _Executor:
     def __init__(self):
         self.process = None
         self.jobs_run = 0
+        # The apps whose runtimes the process keeps warm, as far as this side can
+        # tell (the executor drops one after a limit or internal error).
+        self._warm_apps = OrderedDict()
         self._decoder = protocol.FrameDecoder(
             protocol.MAX_HEADER_FROM_EXECUTOR, protocol.MAX_PAYLOAD_FROM_EXECUTOR
         )
+
+    def holds(self, app):
+        """Tell whether this executor likely holds a warm runtime of ``app``."""
+        return app in self._warm_apps
+
+    def _note_run(self, app, status):
+        if app is None:
+            return
+        if status in (Status.LIMIT_EXCEEDED, Status.INTERNAL_ERROR):
+            self._warm_apps.pop(app, None)
+            return
+        self._warm_apps[app] = True
+        self._warm_apps.move_to_end(app)
+        while len(self._warm_apps) > protocol.WARM_APPS_PER_EXECUTOR:
+            self._warm_apps.popitem(last=False)
 
     @property
     def pid(self):
@@ -309,6 +338,7 @@ class _Executor:
                     run.add_logs(header.get("logs"))
                     outcome = run.outcome(header, payload, _elapsed_ms(started))
                     self.jobs_run += 1
+                    self._note_run(job.app, outcome.status)
                     return outcome, True
                 else:
                     raise ProtocolError(f"unexpected message {kind!r}")
@@ -511,7 +541,7 @@ def _job_frame(job, host):
     """Return the job message for an executor, refusing a job it cannot run as asked."""
     _check_job(job, host)
     limits = tuple(job.limits[knob] for knob in KNOBS)
-    key = (job.source, job.chunk_name, limits, job.host_api)
+    key = (job.source, job.chunk_name, limits, job.host_api, job.app)
     try:
         header = _job_headers.get(key)
     except TypeError:  # a host_api given as lists: not cached
@@ -525,6 +555,7 @@ def _job_frame(job, host):
             "chunk_name": job.chunk_name,
             "limits": dict(zip(KNOBS, limits)),
             "host_api": [[module, list(fns)] for module, fns in job.host_api],
+            "app": job.app,
         })
         if key is not None:
             if len(_job_headers) >= _JOB_HEADER_CACHE:
@@ -552,6 +583,8 @@ def _check_job(job, host):
                 raise ValueError(f"job limit {knob} must be a positive integer")
     if not job.timeout_seconds > 0:
         raise ValueError("job timeout_seconds must be positive")
+    if job.app is not None and not isinstance(job.app, str):
+        raise ValueError("job app must be a string or None")
     if not isinstance(job.globals, dict):
         raise ValueError("job globals must be a dict")
     if job.host_api and host is None:

@@ -21,6 +21,10 @@ _LENGTHS = struct.Struct(">II")
 # Exit status of an executor process that ran out of memory mid-job.
 EXIT_OUT_OF_MEMORY = 3
 
+# Apps whose warm runtimes one executor keeps (least recently used dropped first);
+# the pool mirrors the list to send an app's runs where its runtime is.
+WARM_APPS_PER_EXECUTOR = 32
+
 # What the web process accepts from an executor. A result's log batch and headers
 # fit easily; payloads are response bodies (at most the 16 MiB output ceiling) and
 # host call arguments.

@@ -1,23 +1,29 @@
-"""One hardened Lua runtime per execution: the only Python module that imports lupa.
+"""Warm hardened Lua runtimes, one per app: the only Python module that imports lupa.
 
-A ``LuaSandbox`` is a fresh ``LuaRuntime`` booted with ``boot.lua`` and good for
-exactly one execution. The executor process boots the next one while it waits for
-a job, so creating and hardening a runtime stays off the request's path.
+An ``AppRuntime`` is a ``LuaRuntime`` booted once with ``boot.lua`` that serves the
+runs of one app in one executor process: its scripts are compiled once per version,
+and every run gets a fresh environment, coroutine, limits and random seed, then a
+full collection (docs/sandbox.md "Runtime lifecycle"). ``WarmRuntimes`` keeps a
+few of them (an LRU; apps never share one) and throws one away after a limit
+error, an internal error, past a heap bound or after ``RUNS_PER_RUNTIME`` runs.
 
 No Python object ever reaches script code: the runtime is created without the
 Python bridge, the two callbacks boot.lua receives are hidden in its closures, and
 everything crossing the boundary is bytes, numbers, booleans or nil.
 """
+import collections
 import functools
 import json
 import logging
 import math
+import os
 import re
 from pathlib import Path
 
 import lupa.lua54 as lupa
 
 from .outcome import CompileError, Status
+from .protocol import WARM_APPS_PER_EXECUTOR
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,18 @@ MAX_GLOBALS_DEPTH = 256
 # field there is nil, a null deeper down is data (json.null).
 _FIELDS_DEPTH = 2
 _INT64 = range(-(2**63), 2**63)
+
+# Compiled chunks one runtime keeps (script versions of its app).
+CHUNKS_PER_RUNTIME = 64
+# Runs after which a runtime is rebuilt: its string hash seed and interned strings
+# live as long as it does.
+RUNS_PER_RUNTIME = 1000
+# Heap a runtime may keep after a run's full collection, above its booted size
+# (cached chunks, interned strings); beyond it the runtime is rebuilt.
+HEAP_BOUND_BYTES = 8 * 1024 * 1024
+# Outcomes after which a runtime is not reused: its state may be unusual (a hook
+# tripped mid-library-call, an allocation failed, the host failed).
+_DISCARDING = frozenset({"limit_exceeded", "internal_error"})
 
 _LIMIT_MESSAGES = {
     "max_instructions": "the script ran more than {} Lua instructions (max_instructions)",
@@ -161,27 +179,32 @@ def _bytecode(source):
     )
 
 
-class LuaSandbox:
-    """A booted Lua runtime, ready for exactly one execution."""
+class AppRuntime:
+    """A booted Lua runtime serving the runs of one app, one run at a time."""
 
     def __init__(self):
         self._bridge = _Bridge()
         self._lua = _new_runtime()
         load = self._lua.globals()[b"load"]
         boot = load(_bytecode(BOOT_SOURCE), b"=[sandbox]", b"b")
-        self._setup, self._run, self._report, self._usage, self._sethook, self._null = boot(
-            self._bridge.log, self._bridge.call, _bytecode(JSON_SOURCE)
-        )
-        # What the booted runtime itself uses; each script gets its knob on top.
-        self._boot_memory = self._lua.get_memory_used()
+        (self._compile, self._setup, self._run, self._report, self._usage, self._finish,
+         self._sethook, self._null) = boot(self._bridge.log, self._bridge.call, _bytecode(JSON_SOURCE))
+        self._chunks = collections.OrderedDict()
+        self.runs = 0
+        # What the booted runtime itself keeps; each run's cap is relative to its start.
+        self.boot_bytes = int(self._finish())
+        self.heap_bytes = self.boot_bytes
 
     def execute(self, job, globals_json, on_log, on_call):
         """Run one job; return (result dict, response body bytes).
 
-        ``job`` has ``source``, ``chunk_name``, ``limits`` and ``host_api``;
+        ``job`` has ``source``, ``chunk_name``, ``limits``, ``host_api`` and
+        optionally ``script`` (a key naming the source's version);
         ``on_log(level, message_bytes)`` receives each log line and
         ``on_call(module, fn, args_json)`` answers host calls with (status, payload).
+        Call ``finish`` after each run, before the next.
         """
+        self.runs += 1
         self._bridge.on_log, self._bridge.on_call = on_log, on_call
         self._bridge.runtime = self._lua
         try:
@@ -190,28 +213,58 @@ class LuaSandbox:
             # Break the cycle runtime -> callbacks -> bridge -> runtime.
             self._bridge.runtime = self._bridge.on_log = self._bridge.on_call = None
 
+    def finish(self):
+        """Clear what the last run left and collect it; return the heap bytes kept."""
+        self._lua.set_max_memory(0)
+        self.heap_bytes = int(self._finish())
+        return self.heap_bytes
+
+    def _chunk(self, job, chunk):
+        """Return the compiled chunk of the job's script, or a CompileError."""
+        key = (job.get("script") or job["source"], chunk)
+        compiled = self._chunks.get(key)
+        if compiled is not None:
+            self._chunks.move_to_end(key)
+            return compiled
+        fn = _values(self._compile(_source_bytes(job["source"]), chunk))
+        if fn[0] is None:
+            line, message = split_location(fn[1], chunk)
+            compiled = CompileError(line=line, message=message)
+        else:
+            compiled = fn[0]
+        self._chunks[key] = compiled
+        if len(self._chunks) > CHUNKS_PER_RUNTIME:
+            self._chunks.popitem(last=False)
+        return compiled
+
     def _execute(self, job, globals_json):
         limits = job["limits"]
-        chunk = chunk_name_of(job["chunk_name"])
+        chunk_name = chunk_name_of(job["chunk_name"])
+        compiled = self._chunk(job, chunk_name)
+        if isinstance(compiled, CompileError):
+            return _result(Status.SCRIPT_ERROR, error=_error(compiled.message, compiled.line)), b""
+        start_bytes = self._lua.get_memory_used()
         try:
             globals_table = _GlobalsConverter(self._lua, self._null, limits).convert(globals_json)
         except _GlobalsRefused as refused:
-            return self._finish(refused.outcome, chunk, limits)
+            return self._finish_run(refused.outcome, chunk_name, limits)
+        globals_bytes = self._lua.get_memory_used() - start_bytes
+        seed = os.urandom(16)
         prepared = _values(self._setup(
             limits["max_instructions"], limits["max_call_depth"], limits["max_string_bytes"],
             limits["max_table_entries"], limits["max_output_bytes"],
-            chunk, _source_bytes(job["source"]), globals_table,
+            chunk_name, compiled, globals_table,
             # What decoding the JSON in Lua would cost, charged to the script as before.
-            len(globals_json) // 16,
+            len(globals_json) // 16, globals_bytes,
             _host_spec(job["host_api"]),
+            int.from_bytes(seed[:8], "big", signed=True), int.from_bytes(seed[8:], "big", signed=True),
         ))
-        kind = prepared[0]
-        if kind == b"compile_error":
-            line, message = split_location(prepared[1], chunk)
-            return _result(Status.SCRIPT_ERROR, error=_error(message, line)), b""
-        if kind != b"ok":
-            return self._finish(prepared, chunk, limits)
-        self._lua.set_max_memory(self._boot_memory + limits["max_memory_bytes"])
+        if prepared[0] != b"ok":
+            return self._finish_run(prepared, chunk_name, limits)
+        # Heap at run start + the knob (the globals count as the script's): lauxlib
+        # buffers allocate without Lua's emergency collection, so a cap relative
+        # to boot would count garbage of earlier runs.
+        self._lua.set_max_memory(self._lua.get_memory_used() - globals_bytes + limits["max_memory_bytes"])
         out_of_memory = False
         try:
             returned = _values(self._run())
@@ -227,9 +280,9 @@ class LuaSandbox:
             returned = _values(self._report())
             if returned[0] is None and out_of_memory:
                 returned = (b"limit", b"max_memory_bytes")
-        return self._finish(returned, chunk, limits)
+        return self._finish_run(returned, chunk_name, limits)
 
-    def _finish(self, returned, chunk, limits):
+    def _finish_run(self, returned, chunk, limits):
         instructions, peak = _values(self._usage())
         usage = {"instructions": int(instructions), "memory_peak_bytes": int(peak)}
         kind = returned[0]
@@ -252,6 +305,53 @@ class LuaSandbox:
             return _result(Status.LIMIT_EXCEEDED, error=_error(message, line), limit=knob, usage=usage), b""
         detail = returned[1] if len(returned) > 1 and isinstance(returned[1], bytes) else b""
         return internal_error(detail.decode("utf-8", "replace") or "the sandbox failed", usage), b""
+
+
+class WarmRuntimes:
+    """The warm runtimes of one executor process, one per app (an LRU).
+
+    A job without an app gets a runtime of its own, thrown away after its run. A
+    spare runtime, booted while the executor waits, serves the next app that has
+    none, so booting stays off the request's path.
+    """
+
+    def __init__(self, capacity=WARM_APPS_PER_EXECUTOR, max_runs=RUNS_PER_RUNTIME, heap_bound=HEAP_BOUND_BYTES):
+        self.capacity = capacity
+        self.max_runs = max_runs
+        self.heap_bound = heap_bound
+        self._runtimes = collections.OrderedDict()
+        self._spare = None
+
+    def apps(self):
+        """Return the apps holding a warm runtime, least recently used first."""
+        return list(self._runtimes)
+
+    def take(self, app):
+        """Return the runtime to run a job of ``app`` in (None: a single-use one)."""
+        runtime = self._runtimes.pop(app, None) if app is not None else None
+        if runtime is None:
+            runtime, self._spare = self._spare or AppRuntime(), None
+        return runtime
+
+    def give_back(self, app, runtime, status):
+        """Finish a run of ``app``; keep the runtime warm unless it must be rebuilt."""
+        try:
+            heap = runtime.finish()
+        except Exception:
+            log.exception("could not clean up a runtime; dropping it")
+            return
+        if app is None or status in _DISCARDING or runtime.runs >= self.max_runs:
+            return
+        if heap > runtime.boot_bytes + self.heap_bound:
+            return
+        self._runtimes[app] = runtime
+        while len(self._runtimes) > self.capacity:
+            self._runtimes.popitem(last=False)
+
+    def boot_spare(self):
+        """Boot a spare runtime if there is none (call while idle)."""
+        if self._spare is None:
+            self._spare = AppRuntime()
 
 
 class _GlobalsRefused(Exception):

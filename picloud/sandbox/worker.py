@@ -1,11 +1,12 @@
-"""Executor process: runs one job at a time, each in a fresh Lua sandbox.
+"""Executor process: runs one job at a time, each in a fresh environment of its app's warm runtime.
 
 The pool runs this module (``python -m picloud.sandbox.worker``, through a small
 bootstrap that skips the web app's imports) with the job pipe on stdin and the
 result pipe on stdout, both moved aside at once so a stray print cannot corrupt
-the protocol. It prepares the next sandbox while it waits for a
-job, answers with a ``result`` message, and exits when the pool closes the pipe,
-when its parent disappears, or when the pool kills it at a job's timeout.
+the protocol. It answers each job with a ``result`` message, then cleans up the
+run (a full collection) and boots a spare runtime while the pool already has the
+result; it exits when the pool closes the pipe, when its parent disappears, or
+when the pool kills it at a job's timeout.
 """
 import locale
 import os
@@ -16,7 +17,7 @@ import time
 import traceback
 
 from .protocol import EXIT_OUT_OF_MEMORY, Channel
-from .runtime import LuaSandbox, internal_error
+from .runtime import WarmRuntimes, internal_error
 
 # RLIMIT_AS on top of what the process already maps, per job: a backstop for
 # work outside the Lua heap (which max_memory bounds), not the limit itself.
@@ -32,7 +33,8 @@ def main():
     _harden()
     logs = LogStream(channel)
     threading.Thread(target=logs.flush_periodically, daemon=True).start()
-    sandbox = LuaSandbox()
+    runtimes = WarmRuntimes()
+    runtimes.boot_spare()
     address_space = AddressSpace()
     channel.send({"t": "ready", "pid": os.getpid()})
     while True:
@@ -42,13 +44,15 @@ def main():
         header, payload = frame
         if header.get("t") != "job":
             sys.exit(2)
+        app = header.get("app")
         try:
             address_space.limit_for(header["limits"]["max_memory_bytes"])
-            _serve(sandbox, header, payload, channel, logs)
+            runtime = runtimes.take(app)
+            status = _serve(runtime, header, payload, channel, logs)
+            runtimes.give_back(app, runtime, status)
+            runtimes.boot_spare()
         except MemoryError:
             sys.exit(EXIT_OUT_OF_MEMORY)
-        sandbox = None  # free the used runtime before booting the next one
-        sandbox = LuaSandbox()
 
 
 def _take_over_stdio():
@@ -103,7 +107,8 @@ class AddressSpace:
         self._current = max_memory_bytes
 
 
-def _serve(sandbox, job, globals_json, channel, logs):
+def _serve(runtime, job, globals_json, channel, logs):
+    """Run one job and send its result; return the result's status."""
     def on_call(module, fn, args_json):
         logs.send_after_logs({"t": "call", "module": module, "fn": fn}, args_json)
         frame = channel.receive()
@@ -117,15 +122,16 @@ def _serve(sandbox, job, globals_json, channel, logs):
         return reply.get("status", "abort"), str(reply.get("message", "")).encode("utf-8", "replace")
 
     try:
-        result, body = sandbox.execute(job, globals_json, logs.add, on_call)
+        result, body = runtime.execute(job, globals_json, logs.add, on_call)
     except MemoryError:
         raise
     except Exception:
-        # The sandbox is thrown away after every job anyway: report and go on.
+        # An internal error: the runtime is thrown away after it (WarmRuntimes).
         traceback.print_exc()
         result, body = internal_error("the executor failed"), b""
     result["t"] = "result"
     logs.send_after_logs(result, body, logs_key="logs")
+    return result["status"]
 
 
 class LogStream:

@@ -4,8 +4,12 @@ import json
 from picloud.sandbox import BUILTIN_DEFAULTS, ExecutionJob
 
 
-def make_job(source, *, globals=None, timeout=5, host_api=(), chunk_name="main", **limits):
-    """Return an ExecutionJob running ``source`` with the default limits but ``limits``."""
+def make_job(source, *, globals=None, timeout=5, host_api=(), chunk_name="main", app="tests", **limits):
+    """Return an ExecutionJob running ``source`` with the default limits but ``limits``.
+
+    Every job shares the warm runtime of one app unless ``app`` says otherwise, so
+    each test also checks that what earlier tests ran left nothing behind.
+    """
     return ExecutionJob(
         source=source,
         chunk_name=chunk_name,
@@ -13,6 +17,7 @@ def make_job(source, *, globals=None, timeout=5, host_api=(), chunk_name="main",
         limits={**BUILTIN_DEFAULTS, **limits},
         timeout_seconds=timeout,
         host_api=host_api,
+        app=app,
     )
 
 
