@@ -673,8 +673,9 @@ local function environment_constructor()
   end
   local head, body = {"local builtins, libraries = ...\n"}, {}
   for i = 1, n do
-    head[i + 1] = s_format("local m%d = libraries[%q]\n", i, names[i])
-    body[i] = s_format("[%q] = {%s}", names[i], fields_source("m" .. i, libraries[names[i]]))
+    local var = "master_" .. names[i]
+    head[i + 1] = s_format("local %s = libraries[%q]\n", var, names[i])
+    body[i] = s_format("[%q] = {%s}", names[i], fields_source(var, libraries[names[i]]))
   end
   local source = t_concat(head) .. "return function() return {" .. fields_source("builtins", builtins)
       .. ", " .. t_concat(body, ", ") .. "} end"

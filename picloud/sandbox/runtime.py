@@ -147,12 +147,13 @@ class _Bridge:
     def call(self, module, fn, args):
         try:
             status, payload = self.on_call(module.decode(), fn.decode(), args)
+            status = status.encode("ascii")
         except BaseException:
             log.exception("host call failed in the executor")
             return b"abort", b"host call failed"
         if not self._has_room_for(len(payload)):
             return (b"oom",)
-        return status.encode("ascii"), payload
+        return status, payload
 
     def _has_room_for(self, size):
         runtime = self.runtime
