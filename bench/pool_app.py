@@ -19,6 +19,7 @@ HELLO = ExecutionJob(
     globals={"request": {"method": "GET", "path": "/", "params": {}, "query": {}, "headers": {}, "body": b""}},
     limits=dict(BUILTIN_DEFAULTS),
     timeout_seconds=5,
+    app="hello",
 )
 
 

@@ -8,9 +8,10 @@ no timeout. Two kinds of child:
 - ``lupa_only``: the script runs in a fresh bare ``LuaRuntime`` per request: no count
   hook, no guarded library, no environment. This is the floor a process pool with a
   fresh runtime per run sets ("sandbox-only" in docs/development.md).
-- ``sandbox_only``: the script runs in PiCloud's ``LuaSandbox`` per request (boot,
-  environment, count hook, response mapping), but still behind this minimal pool:
-  what the hardening of a run costs, apart from PiCloud's pool and protocol.
+- ``sandbox_only``: the script runs in a warm ``AppRuntime`` of PiCloud's sandbox
+  (fresh environment, count hook, response mapping, full collection per run), but
+  still behind this minimal pool: what a hardened run costs, apart from PiCloud's
+  pool and protocol.
 
     gunicorn -c gunicorn.conf.py "bench.reference_pools:create('lupa_only')"
 """
@@ -57,13 +58,16 @@ _LUPA_ONLY = {
 _SANDBOX_ONLY = {
     "setup": (
         "from picloud.sandbox.limits import BUILTIN_DEFAULTS\n"
-        "from picloud.sandbox.runtime import LuaSandbox\n"
+        "from picloud.sandbox.runtime import AppRuntime\n"
+        "RUNTIME = AppRuntime()\n"
         "LIMITS = dict(BUILTIN_DEFAULTS)\n"
         "GLOBALS = b'{\"request\": {\"method\": \"GET\", \"path\": \"/\", \"params\": {}, \"query\": {},"
         " \"headers\": {}, \"body\": \"\"}}'\n"
         "def run(source):\n"
         "    job = {'source': source.decode(), 'chunk_name': 'hello', 'limits': LIMITS, 'host_api': []}\n"
-        "    return LuaSandbox().execute(job, GLOBALS, lambda *a: None, None)[1]"
+        "    body = RUNTIME.execute(job, GLOBALS, lambda *a: None, None)[1]\n"
+        "    RUNTIME.finish()\n"
+        "    return body"
     ),
     "run": "run(source)",
 }
