@@ -4,7 +4,8 @@ This package is the only code in PiCloud that imports lupa, and it imports nothi
 else from PiCloud. docs/sandbox.md describes the attacks it answers and how.
 
 - ``limits``: the six knobs, their defaults and ceilings, validation (docs/api.md §5).
-- ``boot.lua`` + ``runtime``: one fresh, hardened Lua 5.4 runtime per execution,
+- ``boot.lua`` + ``runtime``: a warm, hardened Lua 5.4 runtime per app in each
+  executor and a fresh environment per run (docs/sandbox.md "Runtime lifecycle"),
   the script environment of docs/api.md §8 and the return-value mapping of §6.
 - ``worker``: the executor process; ``pool``: the processes and their wall-clock
   timeouts, usable from greenlets (gevent) or threads.
