@@ -1,6 +1,7 @@
 """WTForms for every dashboard form (validation and CSRF)."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
 
 from picloud.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, ROLES, USERNAME_RE
@@ -98,6 +99,18 @@ class SecretForm(FlaskForm):
         **TEXT,
     )
     value = PasswordField("Value", validators=[InputRequired(), Length(max=64 * 1024)])
+
+
+class ImportBundleForm(FlaskForm):
+    bundle = FileField("Bundle file (JSON)", validators=[FileRequired("Choose a bundle file to import.")])
+    prune = BooleanField("Also delete what the bundle does not hold")
+
+
+class ConfirmImportForm(FlaskForm):
+    """The bundle a person reviewed the plan of, sent again to be applied."""
+
+    bundle = HiddenField(validators=[DataRequired()])
+    prune = HiddenField()
 
 
 class DeleteAppForm(FlaskForm):

@@ -1,15 +1,29 @@
-"""The Settings tab: name and description, rename through a confirm dialog, delete."""
-from flask import request, url_for
+"""The Settings tab: name and description, rename through a confirm dialog, secrets,
+export and import of the app's bundle (upload, review the plan, confirm), delete."""
+import json
 
+from flask import Response, g, request, url_for
+
+from picloud.auth import capabilities_of
 from picloud.dashboard import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
-from picloud.dashboard.forms import AppDetailsForm, ConfirmForm, DeleteAppForm, RenameForm, SecretForm
-from picloud.errors import Conflict, NotFound, ValidationFailed
+from picloud.dashboard.forms import (
+    AppDetailsForm,
+    ConfirmForm,
+    ConfirmImportForm,
+    DeleteAppForm,
+    ImportBundleForm,
+    RenameForm,
+    SecretForm,
+)
+from picloud.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from picloud.manager.apps import check_slug, delete_app, update_app
+from picloud.manager.bundles import CAPABILITIES, apply_bundle, export_bundle
 from picloud.manager.secrets import delete_secret, list_secrets, put_secret
 
 
-def _render(app, status=200, details=None, rename=None, delete=None, check=None, saved=False, secret=None):
+def _render(app, status=200, details=None, rename=None, delete=None, check=None, saved=False, secret=None,
+            importer=None):
     return render_tab(
         app,
         "settings",
@@ -22,6 +36,8 @@ def _render(app, status=200, details=None, rename=None, delete=None, check=None,
         saved=saved,
         secrets=list_secrets(app.id),
         secret_form=secret or SecretForm(formdata=None),
+        importer=importer or ImportBundleForm(formdata=None),
+        can_import=bool(set(CAPABILITIES.values()) & capabilities_of(g.user)),
     )
 
 
@@ -130,3 +146,64 @@ def remove_secret(app, name):
     except NotFound:
         pass  # already gone: the list shows the truth
     return go_to(url_for("dashboard.app_settings", slug=app.slug) + "#secrets")
+
+
+@bp.get("/apps/<slug>/settings/export")
+@login_required()
+@app_page
+def export_app_bundle(app):
+    """Download the app's configuration as a bundle file."""
+    body = json.dumps(export_bundle(app), indent=2, ensure_ascii=False) + "\n"
+    disposition = f'attachment; filename="{app.slug}.bundle.json"'
+    return Response(body, mimetype="application/json", headers={"Content-Disposition": disposition})
+
+
+@bp.post("/apps/<slug>/settings/import")
+@login_required()
+@app_page
+def plan_import(app):
+    """Read an uploaded bundle and show what importing it would change; change nothing yet."""
+    form = ImportBundleForm()
+    if not form.validate_on_submit():
+        return _render(app, 422, importer=form)
+    try:
+        bundle = json.loads(form.bundle.data.read().decode("utf-8"))
+    except (UnicodeError, ValueError) as exc:
+        form.bundle.errors = [f"The file is not a JSON bundle: {exc}"]
+        return _render(app, 422, importer=form)
+    text = json.dumps(bundle, ensure_ascii=False)
+    return _import_outcome(app, form, text, bundle, prune=form.prune.data, dry_run=True)
+
+
+@bp.post("/apps/<slug>/settings/import/confirm")
+@login_required()
+@app_page
+def confirm_import(app):
+    """Apply the bundle whose plan was shown."""
+    form = ConfirmImportForm()
+    importer = ImportBundleForm(formdata=None)
+    if not form.validate_on_submit():
+        return _render(app, 400, importer=importer)
+    try:
+        bundle = json.loads(form.bundle.data)
+    except ValueError:
+        return _render(app, 400, importer=importer)
+    return _import_outcome(app, importer, form.bundle.data, bundle, prune=form.prune.data == "y", dry_run=False)
+
+
+def _import_outcome(app, importer, text, bundle, *, prune, dry_run):
+    """Plan or apply a bundle; show the plan, or the problem next to the upload form."""
+    try:
+        outcome = apply_bundle(app, bundle, g.user, capabilities_of(g.user), dry_run=dry_run, prune=prune)
+    except (ValidationFailed, Forbidden) as exc:
+        field = exc.extra.get("field")
+        importer.bundle.errors = [f"{field}: {describe_error(exc)}" if field else describe_error(exc)]
+        return _render(app, exc.status, importer=importer)
+    counts = {action: 0 for action in ("create", "update", "delete", "keep")}
+    for step in outcome.plan:
+        counts[step.action] += 1
+    confirm = ConfirmImportForm(formdata=None, bundle=text, prune="y" if prune else "")
+    return render_tab(
+        app, "settings", "settings/import.html",
+        plan=outcome.plan, counts=counts, applied=outcome.applied, confirm=confirm, prune=prune,
+    )
