@@ -11,6 +11,7 @@ import tomllib
 import uuid
 
 import pytest
+import requests
 import tomli_w
 
 from tests.conftest import ADMIN_PASSWORD
@@ -345,3 +346,20 @@ def test_secrets_set_list_and_rm(picloud, site):
     assert [s["name"] for s in json.loads(ok(picloud("secrets", "list", site.slug, "--json")))] == ["FROM_STDIN"]
     bad = picloud("secrets", "set", site.slug, "lower-case", "x")
     assert bad.returncode == 1 and bad.stderr.startswith("Error:")
+
+
+def test_the_readme_flow_changes_the_default_app_live(picloud, server, tmp_path):
+    folder = tmp_path / "myapp"
+    ok(picloud("pull", "default", folder))
+    hello = folder / "scripts" / "hello.lua"
+    original = hello.read_text()
+    try:
+        hello.write_text('return "Hello from my laptop!"\n')
+        output = ok(picloud("deploy", folder))
+        assert "~ script hello" in output and "0 created, 1 updated, 0 deleted" in output
+        assert requests.get(server.url + "/", timeout=30).text == "Hello from my laptop!"
+        assert "Nothing to deploy" in ok(picloud("deploy", folder))
+    finally:
+        hello.write_text(original)
+        ok(picloud("deploy", folder))
+    assert requests.get(server.url + "/", timeout=30).text == original.split('"')[1]
