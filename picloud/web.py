@@ -12,7 +12,7 @@ from picloud.auth import bootstrap_admin
 from picloud.config import ensure_secret_key, load_settings
 from picloud.manager import apps as manager_apps
 from picloud.migrate import migrate
-from picloud.outbox import dispatcher
+from picloud.outbox import dispatcher, scheduler
 from picloud.routing import traffic
 from picloud.vault import init_vault
 
@@ -72,6 +72,7 @@ def _register_parts(app):
     orchestrator.init_app(app)
     metrics.init_app(app)  # after the orchestrator, whose gate it reports
     dispatcher.init_app(app)  # after the orchestrator: the dispatcher stops before the executors
+    scheduler.init_app(app)
     manager_apps.init_app(app)
     admin_api.init_app(app)
     csrf.exempt(admin_api.bp)  # bearer tokens, never cookies: no CSRF to forge

@@ -15,7 +15,6 @@ STATUSES = (
     "queued", "running", "ok", "script_error", "bad_script_response", "timeout",
     "limit_exceeded", "internal_error", "skipped",
 )
-SOURCES = ("http", "execute", "kv", "docs", "dead_letter")
 
 
 @bp.get("/admin/apps/<id_or_slug>/executions")
@@ -29,7 +28,7 @@ def list_executions(id_or_slug):
             raise ValidationFailed("script_id", "script_id must be a script id.")
         script_id = int(script_id)
     status = _choice("status", STATUSES)
-    source = _choice("source", SOURCES)
+    source = _choice("source", Execution.SOURCES)
     limit = limit_arg()
     executions.flush_pending()
     query = Execution.recent(app, script_id=script_id, status=status, source=source)

@@ -23,10 +23,10 @@ def list_triggers(id_or_slug):
     return {"triggers": [t.to_dict() for t in triggers], "next_cursor": next_cursor}
 
 
-@bp.post("/admin/apps/<id_or_slug>/triggers/<any(kv, docs, dead_letter):kind>")
+@bp.post("/admin/apps/<id_or_slug>/triggers/<any(kv, docs, dead_letter, schedule):kind>")
 @requires("triggers.manage")
 def add_trigger(id_or_slug, kind):
-    """Create a kv, docs or dead-letter trigger in the app, run as the caller."""
+    """Create a kv, docs, dead-letter or schedule trigger in the app, run as the caller."""
     return create_trigger(resolve_app(id_or_slug), kind, json_body(), g.user).to_dict(), 201
 
 
@@ -40,7 +40,7 @@ def show_trigger(trigger_id):
 @bp.patch("/admin/triggers/<id:trigger_id>")
 @requires("triggers.manage")
 def change_trigger(trigger_id):
-    """Change a trigger's script, glob, ops, retry policy or enabled flag."""
+    """Change a trigger's script, glob, ops, schedule, retry policy or enabled flag."""
     return update_trigger(get_trigger(trigger_id), json_body()).to_dict()
 
 

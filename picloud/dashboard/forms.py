@@ -5,6 +5,7 @@ from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, Sele
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
 
 from picloud.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, ROLES, USERNAME_RE
+from picloud.models import Execution
 from picloud.routing.match import METHODS
 
 
@@ -190,7 +191,7 @@ class LogFilterForm(FlaskForm):
     )
     source = SelectField(
         "Source",
-        choices=[("", "any source")] + [(s, s) for s in ("http", "execute", "kv", "docs", "dead_letter")],
+        choices=[("", "any source")] + [(s, s) for s in Execution.SOURCES],
     )
     live = BooleanField("Live")
 

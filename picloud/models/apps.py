@@ -258,6 +258,8 @@ class Execution(BaseModel):
         "trigger_depth", "event_id", "parent_execution_id", "error", "logs", "usage",
         "http_calls",
     )
+    # What started a run (docs/api.md §10).
+    SOURCES = ("http", "execute", "kv", "docs", "dead_letter", "schedule")
     # Statuses that end a run; "queued", "running" and "skipped" are not failures.
     FAILED = ("script_error", "bad_script_response", "timeout", "limit_exceeded", "internal_error")
 

@@ -11,7 +11,7 @@ import peewee
 from picloud.models.apps import App, IdField, JSONField, Script
 from picloud.models.base import BaseModel, isoformat, utcnow
 
-TRIGGER_KINDS = ("kv", "docs", "dead_letter")
+TRIGGER_KINDS = ("kv", "docs", "dead_letter", "schedule")
 # The ops a data trigger can listen to, per kind; an empty list means all of them.
 TRIGGER_OPS = {"kv": ("set", "delete"), "docs": ("insert", "update", "delete")}
 # The JSON name of a data trigger's glob, per kind.
@@ -37,10 +37,18 @@ class Trigger(BaseModel):
     registered_by_name = peewee.CharField(max_length=64, null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
+    # Schedule triggers (docs/api.md §14): the expression as written, its IANA timezone,
+    # and the next instant it fires (None while disabled).
+    cron = peewee.CharField(max_length=200, null=True)
+    timezone = peewee.CharField(max_length=64, null=True)
+    next_run_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "triggers"
-        indexes = ((("app", "kind", "enabled"), False),)
+        indexes = (
+            (("app", "kind", "enabled"), False),
+            (("kind", "enabled", "next_run_at"), False),
+        )
 
     @classmethod
     def for_app(cls, app):
@@ -50,6 +58,22 @@ class Trigger(BaseModel):
     def enabled_for(cls, app_id, kind):
         """Select the enabled triggers of one kind of an app."""
         return cls.select().where((cls.app == app_id) & (cls.kind == kind) & (cls.enabled == True))  # noqa: E712
+
+    @classmethod
+    def due_schedules(cls, now):
+        """Select the enabled schedule triggers whose next instant has come."""
+        return cls.select().where(
+            (cls.kind == "schedule") & (cls.enabled == True) & (cls.next_run_at <= now)  # noqa: E712
+        )
+
+    @classmethod
+    def next_schedule_at(cls):
+        """Return the earliest next instant of any enabled schedule trigger, or None."""
+        return (
+            cls.select(peewee.fn.MIN(cls.next_run_at))
+            .where((cls.kind == "schedule") & (cls.enabled == True))  # noqa: E712
+            .scalar()
+        )
 
     @property
     def principal(self):
@@ -73,7 +97,25 @@ class Trigger(BaseModel):
         if self.kind in GLOB_FIELDS:
             body[GLOB_FIELDS[self.kind]] = self.glob
             body["ops"] = list(self.ops or [])
+        if self.kind == "schedule":
+            body["cron"] = self.cron
+            body["timezone"] = self.timezone
+            body["next_run_at"] = isoformat(self.next_run_at)
         return body
+
+
+class ScheduleTick(BaseModel):
+    """One firing of a schedule trigger: unique per (trigger, instant), so of processes
+    racing to queue the same tick, exactly one succeeds."""
+
+    trigger = peewee.ForeignKeyField(Trigger, on_delete="CASCADE", index=False)
+    scheduled_at = peewee.DateTimeField()
+    event_id = peewee.CharField(max_length=36)
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        table_name = "schedule_ticks"
+        indexes = ((("trigger", "scheduled_at"), True),)
 
 
 class OutboxEvent(BaseModel):
@@ -81,7 +123,7 @@ class OutboxEvent(BaseModel):
 
     id = peewee.CharField(max_length=36, primary_key=True)  # ctx.event_id
     app = peewee.ForeignKeyField(App, on_delete="CASCADE")
-    kind = peewee.CharField(max_length=16)  # kv, docs, http or dead_letter
+    kind = peewee.CharField(max_length=16)  # kv, docs, http, dead_letter or schedule
     # Plain integer: a replayed dead letter may outlive its trigger.
     trigger_id = peewee.IntegerField(null=True)
     script = peewee.ForeignKeyField(Script, on_delete="CASCADE")
@@ -109,7 +151,7 @@ class DeadLetter(BaseModel):
 
     id = IdField()
     app = peewee.ForeignKeyField(App, backref="dead_letters", on_delete="CASCADE")
-    source = peewee.CharField(max_length=16)  # kv, docs or http
+    source = peewee.CharField(max_length=16)  # kv, docs, http or schedule
     trigger_id = peewee.IntegerField(null=True)
     script_id = peewee.IntegerField()
     event = JSONField()
