@@ -166,6 +166,7 @@ def init_app(app):
 class AppInfo:
     id: int
     slug: str
+    egress_hosts: tuple | None = None  # host names the app's scripts may call; None: any
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,22 @@ def script(script_id):
     return cache.get(("script", script_id), lambda: _load_script(script_id))
 
 
+def script_named(app_id, name):
+    """Return a ScriptSnapshot of the app's script ``name`` (a module), or None."""
+    return cache.get(("script_named", app_id, name), lambda: _load_script_named(app_id, name))
+
+
 def _load_app(app_id):
-    row = App.select(App.id, App.slug).where(App.id == app_id).tuples().first()
-    return AppInfo(*row) if row else None
+    row = App.select(App.id, App.slug, App.egress_hosts).where(App.id == app_id).tuples().first()
+    if row is None:
+        return None
+    app_id, slug, egress_hosts = row
+    return AppInfo(app_id, slug, tuple(egress_hosts) if egress_hosts is not None else None)
+
+
+def _load_script_named(app_id, name):
+    row = Script.get_or_none((Script.app == app_id) & (Script.name == name))
+    return ScriptSnapshot.of(row) if row else None
 
 
 def _load_script(script_id):

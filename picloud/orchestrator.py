@@ -14,6 +14,8 @@ import uuid
 
 from picloud import cache, executions, sandbox
 from picloud.data.host import HOST_API, script_host
+from picloud.egress.client import EgressClient
+from picloud.reach import HOST_API as REACH_API, MODULES as REACH_MODULES, Reach
 from picloud.models import isoformat, utcnow
 from picloud.sandbox import ExecutionJob, ExecutorPool, Outcome, Overloaded, Status
 from picloud.services import services
@@ -88,6 +90,7 @@ class Orchestrator:
         self.settings = settings
         self.gate = FifoGate(settings.executor_processes)
         self.pool = ExecutorPool(settings.executor_processes)
+        self.egress = EgressClient(settings.egress_allow)
         self.ready = threading.Event()
 
     def start(self):
@@ -159,15 +162,23 @@ def run_script(
         "trigger_depth": trigger_depth,
         "principal": principal,
     }
-    host_api, host = _script_host(script.app_id, ctx, orchestrator.settings.max_value_bytes)
+    # Clamped to today's ceilings: one may have been lowered since the script was saved.
+    limits = sandbox.effective_limits(
+        script.sandbox, orchestrator.settings.sandbox_defaults, orchestrator.settings.sandbox_ceilings
+    )
+    reach = Reach(
+        script.app_id,
+        client=orchestrator.egress,
+        egress_hosts=app.egress_hosts if app else None,
+        limits=limits,
+        timeout_seconds=script.timeout_seconds,
+    )
+    host_api, host = _script_host(script.app_id, ctx, orchestrator.settings.max_value_bytes, reach)
     job = ExecutionJob(
         source=script.source,
         chunk_name=script.name,
         globals={**globals, "ctx": ctx},
-        # Clamped to today's ceilings: one may have been lowered since the script was saved.
-        limits=sandbox.effective_limits(
-            script.sandbox, orchestrator.settings.sandbox_defaults, orchestrator.settings.sandbox_ceilings
-        ),
+        limits=limits,
         timeout_seconds=script.timeout_seconds,
         host_api=host_api,
         # Runs of one app share its warm runtimes; never another app's.
@@ -180,6 +191,7 @@ def run_script(
     started_at = utcnow()
     try:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        reach.begin()
         outcome = orchestrator.pool.run(job, host=host, wait_seconds=remaining)
     except Overloaded:
         raise
@@ -190,6 +202,7 @@ def run_script(
     finally:
         orchestrator.gate.release()
     execution = _record(
+        reach,
         execution_id=execution_id,
         script=script,
         source=source,
@@ -214,24 +227,26 @@ def http_status_of(outcome):
     return ERROR_STATUS.get(status, 500)
 
 
-def _script_host(app_id, ctx, max_value_bytes):
-    """Return the data plane's (host_api, host callable) for one run."""
+def _script_host(app_id, ctx, max_value_bytes, reach):
+    """Return the (host_api, host callable) of one run: its data plane and its reach."""
     made = None
 
     # Most runs call no host function: build the data plane's stores on the first call.
     def host(module, fn, args):
         nonlocal made
+        if module in REACH_MODULES:
+            return reach.host(module, fn, args)
         if made is None:
             _, made = script_host(app_id, ctx, max_value_bytes=max_value_bytes)
         return made(module, fn, args)
 
-    return HOST_API, host
+    return HOST_API + REACH_API, host
 
 
-def _record(*, execution_id, script, source, outcome, queued_at, started_at, **fields):
+def _record(reach, *, execution_id, script, source, outcome, queued_at, started_at, **fields):
     duration_ms = round(outcome.duration_ms, 3) if outcome.duration_ms is not None else None
     finished_at = started_at + datetime.timedelta(milliseconds=duration_ms or 0)
-    return {
+    record = {
         "id": execution_id,
         "app_id": script.app_id,
         "script_id": script.id,
@@ -250,6 +265,7 @@ def _record(*, execution_id, script, source, outcome, queued_at, started_at, **f
         ],
         "usage": dict(outcome.usage) if outcome.usage else None,
     }
+    return reach.complete(record)
 
 
 def status_text(status):

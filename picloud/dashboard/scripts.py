@@ -125,6 +125,7 @@ def _render_script(app, script, partial, status=200, **context):
             "confirm": ConfirmForm(),
             "versions": manager.script_versions(script),
             "routes": _script_routes(script),
+            "modules": manager.module_links(script),
             "max_timeout": _max_timeout(),
             **context,
         }
@@ -304,8 +305,10 @@ def console_result(execution, outcome):
         "http_status": (execution or {}).get("http_status"),
         "execution_id": (execution or {}).get("id"),
         "duration_ms": round(outcome.duration_ms, 2) if outcome.duration_ms is not None else None,
-        "usage": outcome.usage or {},
-        "error": outcome.error,
+        # The record's error and usage: secrets masked, outbound requests counted.
+        "usage": (execution or {}).get("usage") or outcome.usage or {},
+        "error": execution.get("error") if execution and outcome.error else outcome.error,
+        "http_calls": (execution or {}).get("http_calls") or [],
         "limit": outcome.limit,
         "response": response,
         "logs": logs,

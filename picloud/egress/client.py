@@ -253,7 +253,8 @@ def _read_bounded(raw, deadline, max_bytes):
             if remaining <= 0:
                 raise TransportFailure("timeout")
             _set_read_timeout(raw, remaining)
-            chunk = raw.read(READ_CHUNK)
+            # read1: what has arrived, so a body dripping in cannot outlast the deadline.
+            chunk = raw.read1(READ_CHUNK)
             if not chunk:
                 break
             size += len(chunk)
@@ -283,15 +284,16 @@ def _headers(headers):
 
 def _failure_text(exc):
     """Return a short message for a transport failure."""
+    # Before the timeouts: urllib3's NewConnectionError is a ConnectTimeoutError.
+    if isinstance(exc, http_errors.NewConnectionError):
+        if isinstance(exc.__context__, ConnectionRefusedError) or "refused" in str(exc).lower():
+            return "connection refused"
+        return "could not connect"
     if isinstance(exc, (http_errors.ConnectTimeoutError, http_errors.ReadTimeoutError, socket.timeout, TimeoutError)):
         return "timeout"
     if isinstance(exc, http_errors.SSLError) or isinstance(getattr(exc, "reason", None), http_errors.SSLError):
         reason = getattr(exc, "reason", exc)
         return f"TLS error: {reason}"
-    if isinstance(exc, http_errors.NewConnectionError):
-        if isinstance(exc.__context__, ConnectionRefusedError) or "refused" in str(exc).lower():
-            return "connection refused"
-        return "could not connect"
     if isinstance(exc, http_errors.ProtocolError):
         return "connection reset" if "reset" in str(exc).lower() else "the connection broke off"
     if isinstance(exc, http_errors.MaxRetryError) and exc.reason is not None:

@@ -101,6 +101,28 @@ def triggers_using(script):
     return [row.id for row in trigger.select(trigger.id).where(trigger.script_id == script.id).order_by(trigger.id)]
 
 
+# require("name") / require 'name' / require "name" with a literal name: what the editor
+# can know without running the script (a computed name is only known at run time).
+_REQUIRE = re.compile(r"""\brequire\s*\(?\s*(["'])([A-Za-z0-9_.\-]{1,64})\1""")
+
+
+def required_modules(source):
+    """Return the names of the modules a source requires with a literal name, in order."""
+    names = []
+    for match in _REQUIRE.finditer(source or ""):
+        if match.group(2) not in names:
+            names.append(match.group(2))
+    return names
+
+
+def module_links(script):
+    """Return (modules this script requires, names of the app's scripts that require it)."""
+    requires = required_modules(script.source)
+    others = Script.select(Script.name, Script.source).where((Script.app == script.app_id) & (Script.id != script.id))
+    required_by = sorted(other.name for other in others if script.name in required_modules(other.source))
+    return requires, required_by
+
+
 def script_versions(script):
     """Return the script's versions, newest first, without their sources."""
     return list(ScriptVersion.for_script(script))

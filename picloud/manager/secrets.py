@@ -1,16 +1,16 @@
 """Secrets of apps: validation, writes, the values a run may read, and masking (docs/api.md §12).
 
 Values are write-only: they are sealed by the vault before they are stored and only
-``values_for_app`` opens them, for the runs of the same app and for masking what a
-run records. Every change is a configuration change, so every process drops the
-values it holds for the app.
+``picloud.reach`` opens them, for the runs of the same app and for masking what a run
+records. Every change is a configuration change, so every process drops the values
+it holds for the app.
 """
 import re
 
 from picloud.errors import NotFound, ValidationFailed
 from picloud.manager.apps import owned_by_app
 from picloud.models import Secret, utcnow
-from picloud.cache import cache, config_change
+from picloud.cache import config_change
 from picloud.vault import vault
 
 NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
@@ -72,40 +72,6 @@ def check_value(value):
         raise ValidationFailed("value", f"value must be at most {MAX_VALUE_BYTES} bytes.")
     if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
         raise ValidationFailed("value", "value cannot contain NUL characters or lone surrogates.")
-
-
-def values_for_app(app_id):
-    """Return {name: value} of an app's secrets, opened once per configuration change."""
-    return cache.get(("secrets", app_id), lambda: _opened(app_id), exact=True)
-
-
-def _opened(app_id):
-    opener = vault()
-    rows = Secret.select(Secret.name, Secret.token).where(Secret.app == app_id).tuples()
-    return {name: opener.open(token) for name, token in rows}
-
-
-class Masker:
-    """Replace every secret value of an app by ``[secret:NAME]`` in recorded text."""
-
-    def __init__(self, values):
-        # Longest first: a value containing another one is masked whole.
-        self._pairs = sorted(
-            ((value, f"[secret:{name}]") for name, value in values.items() if value),
-            key=lambda pair: -len(pair[0]),
-        )
-
-    def __bool__(self):
-        return bool(self._pairs)
-
-    def text(self, text):
-        """Return ``text`` with every secret value masked."""
-        if not isinstance(text, str) or not self._pairs:
-            return text
-        for value, label in self._pairs:
-            if value in text:
-                text = text.replace(value, label)
-        return text
 
 
 owned_by_app(lambda app_id: Secret.delete().where(Secret.app == app_id).execute())

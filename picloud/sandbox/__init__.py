@@ -38,7 +38,7 @@ Conventions scripts see (docs/api.md §8 states them for script authors):
   by the process kill at ``timeout_seconds``, the bound for every C path.
 - ``os.clock()`` counts this execution's CPU time only.
 """
-from .errors import HostError, Overloaded
+from .errors import HostError, HostLimit, Overloaded
 from .limits import (
     BUILTIN_CEILINGS,
     BUILTIN_DEFAULTS,
@@ -62,6 +62,7 @@ __all__ = [
     "ExecutionJob",
     "ExecutorPool",
     "HostError",
+    "HostLimit",
     "InvalidSandbox",
     "Outcome",
     "Overloaded",

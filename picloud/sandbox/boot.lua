@@ -18,11 +18,12 @@ use the raw_* locals and the captured library functions only. This chunk runs
 without debug info (runtime.py strips it): an error a script can see must not
 depend on its local names or lines here (see "Guarded library functions").
 
-Arguments: log_sink(level, message) and host_call(module, fn, args_json), Python
-callables that never raise and never become reachable from script code, and
-json.lua's bytecode (see load_codec).
+Arguments: log_sink(level, message), host_call(module, fn, args_json) and
+helper_call(name, ...), Python callables that never raise and never become
+reachable from script code, and the bytecode of json.lua (see load_codec) and of
+world.lua (see install_world).
 ]]
-local log_sink, host_call, json_chunk = ...
+local log_sink, host_call, json_chunk, world_chunk, helper_call = ...
 
 -- Everything the sandbox needs, captured before the real tables are emptied.
 local debug_sethook, debug_getinfo, debug_getmetatable = debug.sethook, debug.getinfo, debug.getmetatable
@@ -537,9 +538,25 @@ local function call_host(module, fn, ...)
     raw_error(payload, 2)
   elseif status == "oom" then
     trip("max_memory_bytes")
+  elseif status == "limit" then
+    -- The host counted past a knob (max_http_requests, a response over max_string_bytes).
+    trip(payload)
   end
   trip("internal", payload)
 end
+
+-- ---------------------------------------------------------------------------
+-- http, secrets, crypto, encoding, time and require (world.lua, API.md §11-§13):
+-- loaded once at boot, off the request's path; install_world(env) gives each run
+-- its own tables.
+
+local install_world = raw_load(world_chunk, "=[sandbox]", "b")({
+  call_host = call_host, helper = helper_call, trip = trip, charge = charge, check_string = check_string,
+  intercept = intercept, clean = clean, error = raw_error, type = raw_type, next = raw_next,
+  pcall = raw_pcall, load = raw_load, rawget = raw_rawget, rawset = raw_rawset,
+  setmetatable = raw_setmetatable, s_format = s_format, m_tointeger = m_tointeger,
+  utf8_len = utf8_len, MEMERR = MEMERR,
+})
 
 -- ---------------------------------------------------------------------------
 -- The script's environment
@@ -885,6 +902,7 @@ function api.setup(instructions, depth, string_bytes, table_entries, output_byte
       for fn, closure in raw_next, masters[i + 1] do module[fn] = closure end
       env[masters[i]] = module
     end
+    install_world(env)
     for name, value in raw_next, globals do env[name] = value end
   end)
   if tripped then return api.report() end

@@ -10,6 +10,17 @@ class HostError(Exception):
     """
 
 
+class HostLimit(Exception):
+    """The host counted past a sandbox knob: the run ends like any limit (not catchable).
+
+    Raise it from the ``host`` callable with the knob's name (``max_http_requests``).
+    """
+
+    def __init__(self, knob):
+        super().__init__(knob)
+        self.knob = knob
+
+
 class Overloaded(Exception):
     """No execution slot became free in time."""
 

@@ -1,7 +1,7 @@
 """Sandbox knobs: built-in defaults and ceilings, environment overrides, validation.
 
 Pure functions, no Lua: the manager validates a script's ``sandbox`` object with
-``validate_sandbox`` and the orchestrator turns it into the six numbers of one run
+``validate_sandbox`` and the orchestrator turns it into the seven numbers of one run
 with ``effective_limits`` (docs/api.md §5).
 """
 import logging
@@ -16,6 +16,7 @@ KNOBS = (
     "max_string_bytes",
     "max_table_entries",
     "max_output_bytes",
+    "max_http_requests",
 )
 
 BUILTIN_DEFAULTS = {
@@ -25,6 +26,7 @@ BUILTIN_DEFAULTS = {
     "max_string_bytes": 1_048_576,
     "max_table_entries": 100_000,
     "max_output_bytes": 1_048_576,
+    "max_http_requests": 10,
 }
 
 BUILTIN_CEILINGS = {
@@ -34,6 +36,7 @@ BUILTIN_CEILINGS = {
     "max_string_bytes": 16_777_216,
     "max_table_entries": 1_000_000,
     "max_output_bytes": 16_777_216,
+    "max_http_requests": 100,
 }
 
 ENV_DEFAULT_PREFIX = "PICLOUD_SANDBOX_DEFAULT_"
@@ -118,7 +121,7 @@ def _knob_value(knob, value, ceiling):
 
 
 def effective_limits(overrides, defaults, ceilings=None):
-    """Return all six knobs of one run: the script's overrides on top of the defaults.
+    """Return all seven knobs of one run: the script's overrides on top of the defaults.
 
     With ``ceilings``, a stored override above a since-lowered ceiling is clamped.
     """

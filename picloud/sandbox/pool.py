@@ -27,7 +27,7 @@ from collections import OrderedDict, deque
 from pathlib import Path
 
 from . import protocol
-from .errors import HostError, Overloaded, ProtocolError
+from .errors import HostError, HostLimit, Overloaded, ProtocolError
 from .limits import KNOBS
 from .outcome import Outcome, ScriptResponse, Status
 from .protocol import EXIT_OUT_OF_MEMORY
@@ -60,6 +60,7 @@ RESERVED_NAMES = frozenset({
     "pairs", "ipairs", "next", "select", "type", "tostring", "tonumber", "rawget",
     "rawset", "rawequal", "rawlen", "getmetatable", "setmetatable", "pcall", "xpcall",
     "error", "assert", "unpack", "load", "collectgarbage", "_ENV", "_G",
+    "crypto", "encoding", "time", "require",
 })
 
 
@@ -432,6 +433,10 @@ class _RunState:
         except HostError as exc:
             message = str(exc)[:MAX_HOST_ERROR_MESSAGE]
             return {"t": "reply", "status": "error", "message": message}, b""
+        except HostLimit as exc:
+            if exc.knob not in KNOBS:
+                raise ValueError(f"unknown knob {exc.knob!r}") from None
+            return {"t": "reply", "status": "limit", "message": exc.knob}, b""
         except Exception:
             log.exception("host function %s.%s failed", module, fn)
             self.host_failure = f"host function {module}.{fn} failed"

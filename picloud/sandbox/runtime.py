@@ -11,6 +11,7 @@ No Python object ever reaches script code: the runtime is created without the
 Python bridge, the two callbacks boot.lua receives are hidden in its closures, and
 everything crossing the boundary is bytes, numbers, booleans or nil.
 """
+import base64
 import collections
 import functools
 import json
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import lupa.lua54 as lupa
 
+from .helpers import GROWTH, HELPERS, HelperError
 from .outcome import CompileError, Status
 from .protocol import WARM_APPS_PER_EXECUTOR
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BOOT_SOURCE = Path(__file__).with_name("boot.lua").read_bytes()
 JSON_SOURCE = Path(__file__).with_name("json.lua").read_bytes()
+WORLD_SOURCE = Path(__file__).with_name("world.lua").read_bytes()
 LUA_VERSION = "Lua %d.%d" % lupa.LUA_VERSION
 
 # Lua copies at most 59 bytes of a chunk name into error messages.
@@ -65,7 +68,11 @@ _LIMIT_MESSAGES = {
     "max_string_bytes": "a string longer than {} bytes (max_string_bytes)",
     "max_table_entries": "a table with more than {} entries (max_table_entries)",
     "max_output_bytes": "response body and logs longer than {} bytes (max_output_bytes)",
+    "max_http_requests": "more than {} outbound HTTP requests (max_http_requests)",
 }
+# A request body that is not UTF-8 crosses to the web process as base64 (the host
+# call is JSON): the one helper result that never reaches script code.
+_WIRE_BASE64 = b"wire_base64"
 
 
 def _deny_attribute(obj, name, value=None):
@@ -131,12 +138,13 @@ def split_location(message, chunk_name):
 
 
 class _Bridge:
-    """The two callables boot.lua receives. They never raise into Lua."""
+    """The three callables boot.lua receives. They never raise into Lua."""
 
     def __init__(self):
         self.on_log = None
         self.on_call = None
         self.runtime = None  # set during a run, to check memory headroom
+        self.max_string = 0  # the run's max_string_bytes, for helper results
 
     def log(self, level, message):
         try:
@@ -154,6 +162,27 @@ class _Bridge:
         if not self._has_room_for(len(payload)):
             return (b"oom",)
         return status, payload
+
+    def helper(self, name, *args):
+        """Compute a crypto/encoding/time helper (helpers.py); return (status, value)."""
+        try:
+            if name == _WIRE_BASE64:
+                return b"ok", base64.b64encode(args[0])
+            first = args[0] if args else None
+            if isinstance(first, bytes) and len(first) * GROWTH.get(name, 1) > 4 * self.max_string + 1024:
+                return b"limit", b"max_string_bytes"
+            result = HELPERS[name](*args)
+        except HelperError as exc:
+            return b"error", str(exc).encode("utf-8")
+        except BaseException:  # an exception here would reach Lua as a Python object
+            log.exception("helper %r failed", name)
+            return b"abort", b"helper failed"
+        if isinstance(result, bytes):
+            if len(result) > self.max_string:
+                return b"limit", b"max_string_bytes"
+            if not self._has_room_for(len(result)):
+                return (b"oom",)
+        return b"ok", result
 
     def _has_room_for(self, size):
         runtime = self.runtime
@@ -189,7 +218,10 @@ class AppRuntime:
         load = self._lua.globals()[b"load"]
         boot = load(_bytecode(BOOT_SOURCE), b"=[sandbox]", b"b")
         (self._compile, self._setup, self._run, self._report, self._usage, self._finish,
-         self._sethook, self._null) = boot(self._bridge.log, self._bridge.call, _bytecode(JSON_SOURCE))
+         self._sethook, self._null) = boot(
+            self._bridge.log, self._bridge.call, _bytecode(JSON_SOURCE), _bytecode(WORLD_SOURCE),
+            self._bridge.helper,
+        )
         self._chunks = collections.OrderedDict()
         self.runs = 0
         # What the booted runtime itself keeps; each run's cap is relative to its start.
@@ -208,6 +240,7 @@ class AppRuntime:
         self.runs += 1
         self._bridge.on_log, self._bridge.on_call = on_log, on_call
         self._bridge.runtime = self._lua
+        self._bridge.max_string = job["limits"]["max_string_bytes"]
         try:
             return self._execute(job, globals_json)
         finally:

@@ -166,8 +166,9 @@ def test_sandbox_defaults_and_ceilings(admin):
     assert body["ceiling"]["max_instructions"] == 100_000_000
     assert set(body["defaults"]) == set(body["ceiling"]) == {
         "max_instructions", "max_memory_bytes", "max_call_depth", "max_string_bytes",
-        "max_table_entries", "max_output_bytes",
+        "max_table_entries", "max_output_bytes", "max_http_requests",
     }
+    assert (body["defaults"]["max_http_requests"], body["ceiling"]["max_http_requests"]) == (10, 100)
 
 
 def test_viewers_read_but_cannot_change_scripts(make_user, site):  # noqa: F811

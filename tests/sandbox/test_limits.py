@@ -14,7 +14,7 @@ from picloud.sandbox import (
 )
 
 
-def test_knobs_are_the_six_of_the_contract_in_order():
+def test_knobs_are_the_seven_of_the_contract_in_order():
     assert KNOBS == (
         "max_instructions",
         "max_memory_bytes",
@@ -22,7 +22,9 @@ def test_knobs_are_the_six_of_the_contract_in_order():
         "max_string_bytes",
         "max_table_entries",
         "max_output_bytes",
+        "max_http_requests",
     )
+    assert (BUILTIN_DEFAULTS["max_http_requests"], BUILTIN_CEILINGS["max_http_requests"]) == (10, 100)
     assert BUILTIN_DEFAULTS["max_instructions"] == 10_000_000
     assert BUILTIN_CEILINGS["max_memory_bytes"] == 268_435_456
     assert all(BUILTIN_DEFAULTS[k] <= BUILTIN_CEILINGS[k] for k in KNOBS)
@@ -123,3 +125,18 @@ def test_effective_limits_put_overrides_on_defaults():
 def test_effective_limits_clamp_to_lowered_ceilings():
     ceilings = {**BUILTIN_CEILINGS, "max_call_depth": 20}
     assert effective_limits({"max_call_depth": 500}, BUILTIN_DEFAULTS, ceilings)["max_call_depth"] == 20
+
+
+def test_max_http_requests_follows_the_same_rules_as_every_knob(caplog):
+    with pytest.raises(InvalidSandbox) as caught:
+        validate_sandbox({"max_http_requests": 101}, BUILTIN_CEILINGS)
+    assert (caught.value.code, caught.value.field) == ("exceeds_ceiling", "sandbox.max_http_requests")
+    assert caught.value.extra == {"requested": 101, "ceiling": 100}
+    defaults, ceilings = limits_from_env({
+        "PICLOUD_SANDBOX_DEFAULT_MAX_HTTP_REQUESTS": "3", "PICLOUD_SANDBOX_CEILING_MAX_HTTP_REQUESTS": "20",
+    })
+    assert (defaults["max_http_requests"], ceilings["max_http_requests"]) == (3, 20)
+    with caplog.at_level(logging.WARNING):
+        defaults, _ = limits_from_env({"PICLOUD_SANDBOX_DEFAULT_MAX_HTTP_REQUESTS": "many"})
+    assert defaults["max_http_requests"] == 10
+    assert "PICLOUD_SANDBOX_DEFAULT_MAX_HTTP_REQUESTS" in caplog.text
