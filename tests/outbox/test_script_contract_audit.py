@@ -17,7 +17,7 @@ DOCUMENTED_GLOBALS = {
     "ctx", "kv", "docs", "log", "json", "string", "table", "math", "utf8", "coroutine", "os",
     "pairs", "ipairs", "pcall", "error", "select", "type", "tostring", "tonumber", "setmetatable",
     "getmetatable", "rawget", "rawset", "rawequal", "rawlen", "next", "assert", "print", "load",
-    "xpcall", "collectgarbage",
+    "xpcall", "collectgarbage", "http", "secrets", "crypto", "encoding", "time", "require",
 }
 
 # Records what a run saw under "seen/<tag>": its globals, ctx (keys and values) and event.
