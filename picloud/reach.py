@@ -1,4 +1,4 @@
-"""What a run reaches beyond its app's data (API.md §11-§13), and what it must not record.
+"""What a run reaches beyond its app's data (docs/api.md §11-§13), and what it must not record.
 
 ``Reach`` is one run's side of the ``http``, ``secrets`` and ``require`` host calls:
 outbound requests through the process's ``EgressClient``, the app's secret values

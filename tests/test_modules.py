@@ -1,4 +1,4 @@
-"""API.md §13 modules: require() loads the app's own scripts, once per execution, no cycles."""
+"""docs/api.md §13 modules: require() loads the app's own scripts, once per execution, no cycles."""
 import uuid
 
 from tests.data.conftest import run_lua

@@ -1,4 +1,4 @@
-"""The ``http`` module of scripts: checked requests, counted and recorded per run (API.md §11).
+"""The ``http`` module of scripts: checked requests, counted and recorded per run (docs/api.md §11).
 
 A script's ``http.request{...}`` arrives here as one host call with its options
 (world.lua sends a string body that is not UTF-8 as ``body_base64`` and a table body

@@ -546,7 +546,7 @@ local function call_host(module, fn, ...)
 end
 
 -- ---------------------------------------------------------------------------
--- http, secrets, crypto, encoding, time and require (world.lua, API.md §11-§13):
+-- http, secrets, crypto, encoding, time and require (world.lua, docs/api.md §11-§13):
 -- loaded once at boot, off the request's path; install_world(env) gives each run
 -- its own tables.
 

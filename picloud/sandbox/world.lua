@@ -1,5 +1,5 @@
 --[[
-What scripts reach beyond their own data (API.md §11-§13): http, secrets, crypto,
+What scripts reach beyond their own data (docs/api.md §11-§13): http, secrets, crypto,
 encoding, time and require. boot.lua loads it, as bytecode like itself, with the
 functions it captured before any script code ran, and calls the function this
 chunk returns once per run to put fresh tables into the run's environment.
@@ -91,7 +91,7 @@ local function iso(t)
 end
 
 -- ---------------------------------------------------------------------------
--- http (API.md §11)
+-- http (docs/api.md §11)
 
 local REQUEST_FIELDS = {method = true, url = true, headers = true, body = true, timeout_ms = true, follow_redirects = true}
 
@@ -158,7 +158,7 @@ local function post(url, body, opts)
 end
 
 -- ---------------------------------------------------------------------------
--- secrets (API.md §12): read-only, each name asked of the host once per run
+-- secrets (docs/api.md §12): read-only, each name asked of the host once per run
 
 local function secrets_table()
   local seen = {}
@@ -179,7 +179,7 @@ local function secrets_table()
 end
 
 -- ---------------------------------------------------------------------------
--- require (API.md §13): the app's own scripts, each run once per execution
+-- require (docs/api.md §13): the app's own scripts, each run once per execution
 
 local function new_require(env)
   local loaded, loading = {}, {}

@@ -1,4 +1,4 @@
-"""API.md §11 on a server without PICLOUD_EGRESS_ALLOW: every spelling of a non-public
+"""docs/api.md §11 on a server without PICLOUD_EGRESS_ALLOW: every spelling of a non-public
 address is refused as a catchable error, recorded, and never reaches the local server."""
 import pytest
 

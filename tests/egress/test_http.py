@@ -1,4 +1,4 @@
-"""API.md §11 against a real local upstream: methods, headers, bodies, redirects, timeouts, limits."""
+"""docs/api.md §11 against a real local upstream: methods, headers, bodies, redirects, timeouts, limits."""
 import base64
 import hashlib
 import json

@@ -1,4 +1,4 @@
-"""API.md §13 helpers: known-answer vectors for every hash, HMAC and encoding; time; bounds."""
+"""docs/api.md §13 helpers: known-answer vectors for every hash, HMAC and encoding; time; bounds."""
 import hashlib
 import json
 import time
