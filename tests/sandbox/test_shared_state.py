@@ -42,10 +42,12 @@ REVIEWED_UPVALUE_TABLES = {
     "sealed",
     # The entry points' table, held by the executor only.
     "api",
+    # world.lua's constant set of http.request options, read only by its own code.
+    "REQUEST_FIELDS",
 }
 # The environment of the run being audited: made for it, dropped by finish()
 # (the first test checks that no table a script reaches outlives its run).
-PER_RUN = {"env", "_ENV"}
+PER_RUN = {"env", "_ENV", "loaded", "loading"}  # loaded/loading: require's, made per run
 # Upvalues that measure the heap or the clock rather than hold state.
 MEASURES = {"baseline_kb", "peak_kb", "clock_base"}
 
