@@ -1,5 +1,6 @@
-"""The Triggers tab: run a script when KV keys or document collections change, or per dead letter."""
-from flask import g
+"""The Triggers tab: run a script when KV keys or document collections change, per dead
+letter, or on a schedule (with the next five run times previewed as the expression is typed)."""
+from flask import g, render_template, request
 from flask_wtf import FlaskForm
 from wtforms import FloatField, IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
@@ -8,12 +9,21 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from picloud.dashboard import bp, login_required
 from picloud.dashboard.apps import app_page, describe_error, render_tab, script_names, show_error
 from picloud.errors import NotFound, ValidationFailed
-from picloud.models import Script, Trigger
+from picloud.manager.triggers import create_trigger, delete_trigger, update_trigger
+from picloud.models import Execution, Script, Trigger, utcnow
 from picloud.models.outbox import GLOB_FIELDS
 from picloud.outbox.retry import BACKOFFS, DEFAULT_RETRY
-from picloud.manager.triggers import create_trigger, delete_trigger, update_trigger
+from picloud.outbox.schedule import parse_schedule
 
-KINDS = (("kv", "KV keys change"), ("docs", "documents change"), ("dead_letter", "an event is dead-lettered"))
+KINDS = (
+    ("kv", "KV keys change"),
+    ("docs", "documents change"),
+    ("dead_letter", "an event is dead-lettered"),
+    ("schedule", "on a schedule"),
+)
+# Trigger kinds that take a retry policy.
+RETRIED = ("kv", "docs", "schedule")
+PREVIEW_COUNT = 5
 OPS = ("set", "insert", "update", "delete")
 
 
@@ -25,6 +35,12 @@ class TriggerForm(FlaskForm):
         validators=[Length(max=1024)],
         description="Shell-style: * ? [...], case-sensitive, e.g. orders/* or users",
     )
+    cron = StringField(
+        "Schedule",
+        validators=[Length(max=200)],
+        description="*/5 * * * *, @hourly, @daily, @weekly, @monthly, @yearly or @every 30s",
+    )
+    timezone = StringField("Timezone", default="UTC", validators=[Length(max=64)])
     ops = SelectMultipleField(
         "Ops (none = all)",
         choices=[(op, op) for op in OPS],
@@ -53,6 +69,10 @@ def form_data(form):
     if kind in GLOB_FIELDS:
         data[GLOB_FIELDS[kind]] = (form.glob.data or "").strip()
         data["ops"] = list(form.ops.data or [])
+    if kind == "schedule":
+        data["cron"] = (form.cron.data or "").strip()
+        data["timezone"] = (form.timezone.data or "").strip() or "UTC"
+    if kind in RETRIED:
         data["retry"] = {
             "max_attempts": form.max_attempts.data,
             "backoff": form.backoff.data,
@@ -64,17 +84,28 @@ def form_data(form):
 
 
 def _render(app, form=None, error=None, status=200):
+    triggers = list(Trigger.for_app(app).order_by(Trigger.id))
     return render_tab(
         app,
         "triggers",
         "triggers/index.html",
         "triggers/_list.html",
         status=status,
-        triggers=list(Trigger.for_app(app).order_by(Trigger.id)),
+        triggers=triggers,
+        last_runs=Execution.last_of_triggers([t.id for t in triggers]),
         script_names=script_names(app),
         form=form or trigger_form(app, formdata=None),
         error=error,
     )
+
+
+def schedule_preview(cron, timezone):
+    """Return (next run times as (local, UTC) datetimes, None) or ([], the error message)."""
+    try:
+        schedule = parse_schedule(cron, timezone or "UTC")
+    except ValidationFailed as exc:
+        return [], exc.message
+    return [(schedule.local(moment), moment) for moment in schedule.upcoming(utcnow(), PREVIEW_COUNT)], None
 
 
 def _get_trigger(app, trigger_id):
@@ -110,6 +141,29 @@ def add_trigger(app):
             exc.extra["field"] = field.removeprefix("retry.")
         show_error(form, exc, "glob")
         return _render(app, form, status=exc.status)
+    return _render(app)
+
+
+@bp.get("/apps/<slug>/triggers/schedule-preview")
+@login_required()
+@app_page
+def preview_schedule(app):
+    """Show the next five run times of the schedule being typed."""
+    upcoming, error = schedule_preview(request.args.get("cron", ""), request.args.get("timezone", "").strip())
+    return render_template("triggers/_schedule_preview.html", upcoming=upcoming, error=error, typed=request.args.get("cron", "").strip())
+
+
+@bp.post("/apps/<slug>/triggers/<id:trigger_id>/schedule")
+@login_required("triggers.manage")
+@app_page
+def change_schedule(app, trigger_id):
+    """Change a schedule trigger's expression and timezone."""
+    trigger = _get_trigger(app, trigger_id)
+    data = {"cron": request.form.get("cron", "").strip(), "timezone": request.form.get("timezone", "").strip() or "UTC"}
+    try:
+        update_trigger(trigger, data)
+    except ValidationFailed as exc:
+        return _render(app, error=f"Trigger #{trigger.id}: {describe_error(exc)}", status=exc.status)
     return _render(app)
 
 

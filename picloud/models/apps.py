@@ -276,6 +276,21 @@ class Execution(BaseModel):
         return query.order_by(cls.queued_at.desc(), cls.id.desc())
 
     @classmethod
+    def last_of_triggers(cls, trigger_ids):
+        """Return {trigger id: its latest finished execution} for the triggers that ran."""
+        last = {}
+        for trigger_id in trigger_ids:
+            row = (
+                cls.select(cls.id, cls.status, cls.queued_at, cls.finished_at, cls.trigger_id)
+                .where((cls.trigger_id == trigger_id) & cls.status.not_in(("queued", "running")))
+                .order_by(cls.queued_at.desc())
+                .first()
+            )
+            if row is not None:
+                last[trigger_id] = row
+        return last
+
+    @classmethod
     def older_than(cls, moment):
         return cls.queued_at < moment
 
