@@ -35,6 +35,7 @@ class Settings:
     log_retention_days: int = 7
     proxy_count: int = 0
     egress_allow: EgressAllow = EgressAllow()
+    app_max_share: float = 0.5
     sandbox_defaults: dict = field(default_factory=dict)
     sandbox_ceilings: dict = field(default_factory=dict)
 
@@ -68,6 +69,17 @@ def parse_int(name, raw, minimum):
     return value
 
 
+def parse_share(name, raw):
+    """Parse a fraction in (0, 1] or raise ConfigError naming the setting."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 < value <= 1:  # also refuses nan
+        raise ConfigError(f"{name} must be more than 0 and at most 1, got {raw.strip()}")
+    return value
+
+
 def parse_bind(raw):
     """Check a host:port bind address and return it unchanged."""
     host, sep, port = raw.rpartition(":")
@@ -95,6 +107,8 @@ def load_settings(environ=None):
         if env.get(name, "").strip():
             values[attr] = parse_int(name, env[name], minimum)
     values.setdefault("executor_processes", os.cpu_count() or 1)
+    if env.get("PICLOUD_APP_MAX_SHARE", "").strip():
+        values["app_max_share"] = parse_share("PICLOUD_APP_MAX_SHARE", env["PICLOUD_APP_MAX_SHARE"])
     data_dir = Path(env.get("PICLOUD_DATA_DIR") or "data")
     defaults, ceilings = limits_from_env(env)
     try:

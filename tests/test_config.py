@@ -15,6 +15,7 @@ def test_defaults_follow_the_contract():
     assert settings.log_retention_days == 7
     assert settings.proxy_count == 0
     assert settings.executor_processes >= 1
+    assert settings.app_max_share == 0.5
     assert not settings.is_postgres
 
 
@@ -34,6 +35,11 @@ def test_environment_overrides_defaults(tmp_path):
     assert settings.is_postgres
 
 
+def test_app_max_share_takes_a_fraction_up_to_one():
+    assert load_settings({"PICLOUD_APP_MAX_SHARE": " 0.25 "}).app_max_share == 0.25
+    assert load_settings({"PICLOUD_APP_MAX_SHARE": "1"}).app_max_share == 1.0
+
+
 def test_sqlite_file_defaults_to_the_data_dir(tmp_path):
     settings = load_settings({"PICLOUD_DATA_DIR": str(tmp_path)})
     assert settings.database_url == f"sqlite:///{tmp_path}/picloud.db"
@@ -48,6 +54,10 @@ def test_sqlite_file_defaults_to_the_data_dir(tmp_path):
         ("PICLOUD_BIND", "8080"),
         ("PICLOUD_BIND", "host:99999"),
         ("DATABASE_URL", "mysql://x"),
+        ("PICLOUD_APP_MAX_SHARE", "half"),
+        ("PICLOUD_APP_MAX_SHARE", "0"),
+        ("PICLOUD_APP_MAX_SHARE", "1.5"),
+        ("PICLOUD_APP_MAX_SHARE", "nan"),
     ],
 )
 def test_invalid_values_name_the_variable(name, value):
