@@ -167,6 +167,7 @@ class AppInfo:
     id: int
     slug: str
     egress_hosts: tuple | None = None  # host names the app's scripts may call; None: any
+    max_concurrency: int | None = None  # most runs at once in one server process; None: its share only
 
 
 @dataclass(frozen=True)
@@ -213,11 +214,16 @@ def script_named(app_id, name):
 
 
 def _load_app(app_id):
-    row = App.select(App.id, App.slug, App.egress_hosts).where(App.id == app_id).tuples().first()
+    row = (
+        App.select(App.id, App.slug, App.egress_hosts, App.max_concurrency)
+        .where(App.id == app_id)
+        .tuples()
+        .first()
+    )
     if row is None:
         return None
-    app_id, slug, egress_hosts = row
-    return AppInfo(app_id, slug, tuple(egress_hosts) if egress_hosts is not None else None)
+    app_id, slug, egress_hosts, max_concurrency = row
+    return AppInfo(app_id, slug, tuple(egress_hosts) if egress_hosts is not None else None, max_concurrency)
 
 
 def _load_script_named(app_id, name):

@@ -68,7 +68,7 @@ def show_app(id_or_slug):
 @bp.patch("/admin/apps/<id_or_slug>")
 @requires("apps.manage")
 def change_app(id_or_slug):
-    """Rename an app or change its name or description."""
+    """Rename an app or change its name, description or max_concurrency."""
     app = resolve_app(id_or_slug)
     return update_app(app, **json_body()).to_dict()
 

@@ -18,6 +18,8 @@ DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 NAME_MAX = 200
 MAX_EGRESS_HOSTS = 100
 DESCRIPTION_MAX = 4000
+# The largest max_concurrency the column holds (a 32-bit integer on both databases).
+MAX_CONCURRENCY_MAX = 2**31 - 1
 
 HELLO_SOURCE = 'return "Hello from PiCloud!"\n'
 
@@ -112,8 +114,8 @@ def create_app(slug, name=None, description=None, force=False):
 
 
 def update_app(app, **fields):
-    """Change an app's name, description or slug (recording the old slug in history)."""
-    reject_unknown(fields, ("name", "description", "slug", "force", "egress_hosts"))
+    """Change an app's name, description, egress hosts, max_concurrency or slug (recording the old slug in history)."""
+    reject_unknown(fields, ("name", "description", "slug", "force", "egress_hosts", "max_concurrency"))
     force = bool_field("force", fields.get("force"), default=False)
     changes = clean_app_fields(app, fields)
     new_slug = fields.get("slug")
@@ -143,6 +145,8 @@ def clean_app_fields(app, fields):
         changes["name"] = text_field("name", fields["name"], max_length=NAME_MAX) or app.slug
     if "description" in fields:
         changes["description"] = text_field("description", fields["description"], max_length=DESCRIPTION_MAX, default="")
+    if "max_concurrency" in fields:
+        changes["max_concurrency"] = max_concurrency_field(fields["max_concurrency"])
     return changes
 
 
@@ -161,6 +165,17 @@ def egress_hosts_field(value):
         if pattern not in hosts:
             hosts.append(pattern)
     return hosts
+
+
+def max_concurrency_field(value):
+    """Check an app's max_concurrency: an integer of at least 1, or null for none."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CONCURRENCY_MAX:
+        raise ValidationFailed(
+            "max_concurrency", f"max_concurrency must be null or an integer from 1 to {MAX_CONCURRENCY_MAX}."
+        )
+    return value
 
 
 def delete_app(app):

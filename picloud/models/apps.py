@@ -44,6 +44,8 @@ class App(BaseModel):
     description = peewee.TextField(default="")
     # Host names (``*.`` wildcards allowed) scripts may call; None = any public host.
     egress_hosts = JSONField(null=True)
+    # Most executions it may have at once in one server process (None: its share only).
+    max_concurrency = peewee.IntegerField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
@@ -60,6 +62,7 @@ class App(BaseModel):
             "name": self.name,
             "description": self.description,
             "egress_hosts": self.egress_hosts,
+            "max_concurrency": self.max_concurrency,
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "domains": [d.to_dict() for d in domains],

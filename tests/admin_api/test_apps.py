@@ -14,7 +14,10 @@ def test_create_show_and_list_apps(admin, unique):
     response = create(admin, slug, name="Shop", description="Sells things")
     assert response.status_code == 201
     app = response.json()
-    assert set(app) == {"id", "slug", "name", "description", "created_at", "updated_at", "domains", "egress_hosts"}
+    assert set(app) == {
+        "id", "slug", "name", "description", "egress_hosts", "max_concurrency", "created_at", "updated_at", "domains"
+    }
+    assert app["max_concurrency"] is None
     assert (app["slug"], app["name"], app["description"], app["domains"]) == (slug, "Shop", "Sells things", [])
     assert app["created_at"].endswith("Z")
     assert admin.get(f"/api/v1/admin/apps/{slug}").json()["id"] == app["id"]
@@ -96,6 +99,28 @@ def test_patch_changes_name_and_description(admin, unique):
     assert response.status_code == 200
     assert (response.json()["name"], response.json()["description"]) == ("New", "Desc")
     assert admin.patch(f"/api/v1/admin/apps/{app['id']}", json={"owner": "me"}).status_code == 422
+
+
+def test_patch_sets_and_clears_max_concurrency(admin, unique):
+    app = create(admin, unique("cap")).json()
+    response = admin.patch(f"/api/v1/admin/apps/{app['id']}", json={"max_concurrency": 3})
+    assert response.status_code == 200
+    assert response.json()["max_concurrency"] == 3
+    assert admin.get(f"/api/v1/admin/apps/{app['id']}").json()["max_concurrency"] == 3
+    cleared = admin.patch(f"/api/v1/admin/apps/{app['id']}", json={"max_concurrency": None})
+    assert cleared.json()["max_concurrency"] is None
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "2", True, [1], 2**31])
+def test_a_bad_max_concurrency_answers_422_and_changes_nothing(admin, unique, value):
+    app = create(admin, unique("badcap")).json()
+    admin.patch(f"/api/v1/admin/apps/{app['id']}", json={"max_concurrency": 2})
+    response = admin.patch(f"/api/v1/admin/apps/{app['id']}", json={"name": "Changed", "max_concurrency": value})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("validation_failed", "max_concurrency")
+    kept = admin.get(f"/api/v1/admin/apps/{app['id']}").json()
+    assert (kept["name"], kept["max_concurrency"]) == (app["name"], 2)
 
 
 def test_rename_keeps_a_permanent_redirect(admin, unique):
@@ -265,6 +290,9 @@ def test_only_admins_manage_apps(make_user, admin, unique, role):
         response = api.request(method, path, json={"slug": unique("x")})
         assert response.status_code == 403, (method, path)
         assert response.json()["error"]["capability"] == "apps.manage"
+    response = api.patch(f"/api/v1/admin/apps/{slug}", json={"max_concurrency": 1})
+    assert response.status_code == 403
+    assert admin.get(f"/api/v1/admin/apps/{slug}").json()["max_concurrency"] is None
 
 
 def test_apps_need_a_token(anonymous):
