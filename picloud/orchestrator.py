@@ -1,11 +1,11 @@
 """The orchestrator: the executor pool, the concurrency gate, and ``run_script``.
 
 Every execution in the process — sync routes, ``/api/v1/execute``, the outbox
-dispatcher — takes a slot of one FIFO gate sized like the executor pool, so a busy
-process queues work in arrival order instead of letting keep-alive connections starve
-each other. A sync request waits at most ``PICLOUD_QUEUE_WAIT_MS`` for its slot.
+dispatcher — takes a slot of one fair gate sized like the executor pool
+(``picloud.gate``), so a busy process queues work in arrival order instead of letting
+keep-alive connections starve each other, and no app keeps the others waiting. A sync
+request waits at most ``PICLOUD_QUEUE_WAIT_MS`` for its slot.
 """
-import collections
 import datetime
 import logging
 import threading
@@ -15,8 +15,9 @@ import uuid
 from picloud import cache, executions, sandbox
 from picloud.data.host import HOST_API, script_host
 from picloud.egress.client import EgressClient
-from picloud.reach import HOST_API as REACH_API, MODULES as REACH_MODULES, Reach
+from picloud.gate import FairGate
 from picloud.models import isoformat, utcnow
+from picloud.reach import HOST_API as REACH_API, MODULES as REACH_MODULES, Reach
 from picloud.sandbox import ExecutionJob, ExecutorPool, Outcome, Overloaded, Status
 from picloud.services import services
 
@@ -35,47 +36,7 @@ STARTUP_WAIT_SECONDS = 30
 # Sources whose runs answer an HTTP caller, so their log records carry the HTTP status.
 HTTP_SOURCES = ("http", "execute")
 
-__all__ = ["FifoGate", "Orchestrator", "Overloaded", "free_slots", "http_status_of", "run_script", "status_text"]
-
-
-class FifoGate:
-    """A counting semaphore that hands free slots to waiters strictly in arrival order."""
-
-    def __init__(self, slots):
-        self.slots = slots
-        self._free = slots
-        self._waiters = collections.deque()
-        self._lock = threading.Lock()
-
-    def acquire(self, timeout=None):
-        """Take a slot, waiting up to ``timeout`` seconds (None: for ever); tell if taken."""
-        with self._lock:
-            if self._free and not self._waiters:
-                self._free -= 1
-                return True
-            if timeout is not None and timeout <= 0:
-                return False
-            turn = threading.Event()
-            self._waiters.append(turn)
-        if turn.wait(timeout):
-            return True
-        with self._lock:
-            if turn.is_set():  # handed a slot just as the wait timed out
-                return True
-            self._waiters.remove(turn)
-            return False
-
-    def release(self):
-        """Give the slot to the longest waiter, or back to the pool."""
-        with self._lock:
-            if self._waiters:
-                self._waiters.popleft().set()
-            else:
-                self._free += 1
-
-    def free_slots(self):
-        with self._lock:
-            return 0 if self._waiters else self._free
+__all__ = ["Orchestrator", "Overloaded", "free_slots", "http_status_of", "run_script", "status_text"]
 
     def usage(self):
         """Return (slots, busy, waiting): the gate's size, slots taken, callers waiting."""
@@ -88,7 +49,7 @@ class Orchestrator:
 
     def __init__(self, settings):
         self.settings = settings
-        self.gate = FifoGate(settings.executor_processes)
+        self.gate = FairGate(settings.executor_processes, settings.app_max_share)
         self.pool = ExecutorPool(settings.executor_processes)
         self.egress = EgressClient(settings.egress_allow)
         self.ready = threading.Event()
@@ -186,7 +147,8 @@ def run_script(
     )
     orchestrator.wait_ready()
     deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
-    if not orchestrator.gate.acquire(wait_seconds):
+    limit = app.max_concurrency if app else None
+    if not orchestrator.gate.acquire(script.app_id, wait_seconds, limit):
         raise Overloaded("no execution slot became free in time")
     started_at = utcnow()
     try:
@@ -200,7 +162,7 @@ def run_script(
         log.exception("executor failed running script %s", script.id)
         outcome = Outcome(Status.INTERNAL_ERROR, error={"message": "The executor failed.", "line": None})
     finally:
-        orchestrator.gate.release()
+        orchestrator.gate.release(script.app_id)
     execution = _record(
         reach,
         execution_id=execution_id,

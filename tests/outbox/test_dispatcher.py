@@ -104,7 +104,7 @@ def test_delivered_events_are_deleted_soon_even_without_a_claim(app, dispatcher)
     dispatcher.loop()
     dispatcher.run_queued()
     gate = orchestrator.current().gate
-    assert gate.acquire(0) and gate.acquire(0)
+    assert gate.acquire(-1, 0) and gate.acquire(-2, 0)  # two other apps' runs
     try:
         dispatcher.loop()  # the gate is full of other work: no claim
         assert OutboxEvent.select().where(OutboxEvent.id == event_id).exists()
@@ -112,20 +112,20 @@ def test_delivered_events_are_deleted_soon_even_without_a_claim(app, dispatcher)
         dispatcher.loop()
         assert not OutboxEvent.select().where(OutboxEvent.id == event_id).exists()
     finally:
-        gate.release()
-        gate.release()
+        gate.release(-1)
+        gate.release(-2)
 
 
 def test_a_full_gate_delays_events_and_never_drops_them(app, dispatcher):
     [event_id] = queue(app, "return 1")
     gate = orchestrator.current().gate
-    assert gate.acquire(0) and gate.acquire(0)
+    assert gate.acquire(-1, 0) and gate.acquire(-2, 0)  # two other apps' runs
     try:
         assert step(dispatcher) == 0
         assert OutboxEvent.get_by_id(event_id).claimed_by is None
     finally:
-        gate.release()
-        gate.release()
+        gate.release(-1)
+        gate.release(-2)
     assert step(dispatcher) == 1
     assert not OutboxEvent.select().where(OutboxEvent.id == event_id).exists()
 
@@ -135,12 +135,12 @@ def test_an_event_that_cannot_get_a_slot_is_given_back_unchanged(app, dispatcher
     [event] = dispatcher.claim()
     gate = orchestrator.current().gate
     dispatcher.slot_wait_seconds = 0.05
-    assert gate.acquire(0) and gate.acquire(0)
+    assert gate.acquire(-1, 0) and gate.acquire(-2, 0)  # two other apps' runs
     try:
         assert dispatcher.deliver(event) is None
     finally:
-        gate.release()
-        gate.release()
+        gate.release(-1)
+        gate.release(-2)
     stored = OutboxEvent.get_by_id(event_id)
     assert (stored.claimed_by, stored.lease_until, stored.attempt) == (None, None, 1)
 
