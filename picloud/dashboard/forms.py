@@ -5,6 +5,7 @@ from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, Sele
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
 
 from picloud.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, ROLES, USERNAME_RE
+from picloud.manager.apps import MAX_CONCURRENCY_MAX
 from picloud.models import Execution
 from picloud.routing.match import METHODS
 
@@ -86,6 +87,14 @@ class AppForm(FlaskForm):
 class AppDetailsForm(FlaskForm):
     name = StringField("Name", validators=[Length(max=200)], **TEXT)
     description = TextAreaField("Description", validators=[Length(max=4000)], **TEXT)
+
+
+class ConcurrencyForm(FlaskForm):
+    max_concurrency = IntegerField(
+        "Most runs at once, per server process",
+        validators=[Optional(), NumberRange(min=1, max=MAX_CONCURRENCY_MAX)],
+        description="Empty: no limit of its own, only the fair share.",
+    )
 
 
 class RenameForm(FlaskForm):

@@ -1,5 +1,5 @@
-"""The Settings tab: name and description, rename through a confirm dialog, secrets,
-export and import of the app's bundle (upload, review the plan, confirm), delete."""
+"""The Settings tab: name and description, max_concurrency, rename through a confirm dialog,
+secrets, export and import of the app's bundle (upload, review the plan, confirm), delete."""
 import json
 
 from flask import Response, g, request, url_for
@@ -9,6 +9,7 @@ from picloud.dashboard import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
 from picloud.dashboard.forms import (
     AppDetailsForm,
+    ConcurrencyForm,
     ConfirmForm,
     ConfirmImportForm,
     DeleteAppForm,
@@ -22,14 +23,15 @@ from picloud.manager.bundles import CAPABILITIES, apply_bundle, export_bundle
 from picloud.manager.secrets import delete_secret, list_secrets, put_secret
 
 
-def _render(app, status=200, details=None, rename=None, delete=None, check=None, saved=False, secret=None,
-            importer=None):
+def _render(app, status=200, details=None, concurrency=None, rename=None, delete=None, check=None, saved=False,
+            secret=None, importer=None):
     return render_tab(
         app,
         "settings",
         "settings/index.html",
         status=status,
         details=details or AppDetailsForm(formdata=None, name=app.name, description=app.description),
+        concurrency=concurrency or ConcurrencyForm(formdata=None, max_concurrency=app.max_concurrency),
         rename=rename or RenameForm(formdata=None),
         delete=delete or DeleteAppForm(formdata=None),
         result=check,
@@ -62,6 +64,22 @@ def save_app_details(app):
     except ValidationFailed as exc:
         show_error(form, exc, "name")
         return _render(app, exc.status, details=form)
+    return go_to(url_for("dashboard.app_settings", slug=app.slug, saved=1))
+
+
+@bp.post("/apps/<slug>/settings/concurrency")
+@login_required("apps.manage")
+@app_page
+def save_max_concurrency(app):
+    """Set or clear the app's max_concurrency."""
+    form = ConcurrencyForm()
+    if not form.validate_on_submit():
+        return _render(app, 422, concurrency=form)
+    try:
+        update_app(app, max_concurrency=form.max_concurrency.data)
+    except ValidationFailed as exc:
+        show_error(form, exc, "max_concurrency")
+        return _render(app, exc.status, concurrency=form)
     return go_to(url_for("dashboard.app_settings", slug=app.slug, saved=1))
 
 

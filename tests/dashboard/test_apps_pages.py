@@ -137,6 +137,22 @@ def test_deleting_an_app_needs_its_slug_typed(dash, new_app):
     assert not App.select().where(App.slug == slug).exists()
 
 
+def test_settings_show_and_change_max_concurrency(dash, new_app):
+    slug = new_app()
+    path = f"/admin/apps/{slug}/settings/concurrency"
+    assert 'name="max_concurrency"' in dash.get(f"/admin/apps/{slug}/settings").text
+    assert dash.post(path, {"max_concurrency": "3"}).status_code == 303
+    assert App.get(App.slug == slug).max_concurrency == 3
+    assert 'value="3"' in dash.get(f"/admin/apps/{slug}/settings").text
+    for bad in ("0", "-2", "two", "1.5"):
+        refused = dash.post(path, {"max_concurrency": bad})
+        assert refused.status_code == 422, bad
+        assert 'aria-invalid="true"' in refused.text
+        assert App.get(App.slug == slug).max_concurrency == 3
+    assert dash.post(path, {"max_concurrency": ""}).status_code == 303
+    assert App.get(App.slug == slug).max_concurrency is None
+
+
 def test_the_default_app_cannot_be_deleted(dash):
     response = dash.post("/admin/apps/default/settings/delete", {"confirm_slug": "default"})
     assert response.status_code == 409

@@ -66,7 +66,7 @@ def snapshot(case):
     site = case["site"]
     app = App.get_by_id(site.app["id"])
     return {
-        "app": (app.slug, app.name, app.description),
+        "app": (app.slug, app.name, app.description, app.max_concurrency),
         "scripts": sorted((s.id, s.name, s.version, s.description) for s in Script.select().where(Script.app == app)),
         "routes": sorted(
             (r.id, r.method, r.path, r.script_id, r.enabled) for r in Route.select().where(Route.app == app)
@@ -89,6 +89,7 @@ def state_changes(case):
     return [
         ("/admin/apps", {"slug": "x" + uuid.uuid4().hex[:8]}),
         (f"{base}/settings", {"name": "renamed", "description": "changed"}),
+        (f"{base}/settings/concurrency", {"max_concurrency": "2"}),
         (f"{base}/settings/rename", {"slug": "x" + uuid.uuid4().hex[:8], "force": "y"}),
         (f"{base}/settings/delete", {"confirm_slug": slug}),
         (f"{base}/domains", {"pattern": uuid.uuid4().hex[:8] + ".example.com"}),
@@ -190,7 +191,7 @@ def test_no_get_request_changes_state(dash, furnished):
 # Capabilities --------------------------------------------------------------------------
 
 # The app-level changes that need apps.manage or domains.manage, which developers lack.
-DEVELOPER_REFUSED = ("/settings", "/settings/rename", "/settings/delete", "/domains")
+DEVELOPER_REFUSED = ("/settings", "/settings/concurrency", "/settings/rename", "/settings/delete", "/domains")
 
 
 def test_a_viewer_is_refused_every_change_and_nothing_changes(login_as, furnished):
