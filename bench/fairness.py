@@ -17,12 +17,11 @@ measured in the same run), and while spinners keep ``GET /spin`` requests contin
 flight, each sending its next request as soon as the last one timed out.
 
 How many spinners: by default the executor processes of one worker minus one (one on
-the 2-core machine). The executor pool and the FIFO gate in front of it belong to each
-gunicorn worker, and the kernel hands each connection to whichever worker accepts it
-first, so that is the most spinners that leave every worker a free executor however
-their connections are spread. One app's scripts never starving the others means this:
-the platform has no per-app quota, so an app keeping every executor of a worker busy
-makes every app wait there; ``--spinners`` runs any other number to see that happen.
+the 2-core machine), which leaves every worker a free executor however the kernel
+spreads the connections. ``--spinners 3`` (or more) floods every executor the spinning
+app may take: the gate of each worker then keeps the spinning app to its fair share
+(``PICLOUD_APP_MAX_SHARE``, one of two slots here) while the hello app's requests keep
+coming, and the hello route must not notice (docs/concurrency.md).
 
 Prints the hello route's p50, p99 and non-2xx answers for both phases and the spinners'
 answers. Target (docs/development.md): with the spinners running, the hello route's p99 stays under

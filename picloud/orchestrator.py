@@ -33,6 +33,10 @@ ERROR_STATUS = {
 }
 # How long a run waits for the executor pool to boot before the process serves fully.
 STARTUP_WAIT_SECONDS = 30
+# How long a timed-out run's slot waits for its executor's replacement, at most, and how
+# often it looks.
+REPLACEMENT_WAIT_SECONDS = 30
+REPLACEMENT_POLL_SECONDS = 0.02
 # Sources whose runs answer an HTTP caller, so their log records carry the HTTP status.
 HTTP_SOURCES = ("http", "execute")
 
@@ -61,6 +65,29 @@ class Orchestrator:
     def stop(self, timeout=None):
         self.ready.clear()
         self.pool.stop()
+
+    def release(self, app_id, outcome):
+        """Give back the app's slot; after a timeout, once the killed executor is replaced.
+
+        Starting an executor process takes a while, and until it is up the process has
+        one executor fewer than gate slots: the app whose run was killed pays for that,
+        not whichever app asks for a slot next.
+        """
+        if outcome is not None and status_text(outcome.status) == "timeout" and self._short_of_executors():
+            threading.Thread(target=self._release_when_replaced, args=(app_id,), daemon=True).start()
+        else:
+            self.gate.release(app_id)
+
+    def _short_of_executors(self):
+        return len(self.pool.pids()) < self.pool.size
+
+    def _release_when_replaced(self, app_id):
+        deadline = time.monotonic() + REPLACEMENT_WAIT_SECONDS
+        try:
+            while self._short_of_executors() and time.monotonic() < deadline:
+                time.sleep(REPLACEMENT_POLL_SECONDS)
+        finally:
+            self.gate.release(app_id)
 
     def wait_ready(self):
         """Wait while the pool boots: the server may accept requests a moment before."""
@@ -151,6 +178,7 @@ def run_script(
     if not orchestrator.gate.acquire(script.app_id, wait_seconds, limit):
         raise Overloaded("no execution slot became free in time")
     started_at = utcnow()
+    outcome = None
     try:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         reach.begin()
@@ -162,7 +190,7 @@ def run_script(
         log.exception("executor failed running script %s", script.id)
         outcome = Outcome(Status.INTERNAL_ERROR, error={"message": "The executor failed.", "line": None})
     finally:
-        orchestrator.gate.release(script.app_id)
+        orchestrator.release(script.app_id, outcome)
     execution = _record(
         reach,
         execution_id=execution_id,

@@ -10,7 +10,9 @@ from urllib.parse import quote
 
 import pytest
 
+from picloud import executions, orchestrator
 from picloud.gate import RECENT_SECONDS
+from picloud.models import App, Script
 from tests.conftest import ADMIN_PASSWORD
 from tests.support.apps import add_trigger, new_site, wait_for
 from tests.support.databases import temporary_database
@@ -89,6 +91,34 @@ def run_spans(site, script_id, count, **filters):
 
 def overlapping(spans):
     return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+
+
+@pytest.fixture(scope="module")
+def local_orchestrator(settings, database):
+    """An orchestrator in this process (two executors), as a server process has one."""
+    running = orchestrator.init_orchestrator(settings)
+    running.start()
+    executions.init_writer(settings)
+    yield running
+    running.stop()
+
+
+def test_a_timed_out_run_keeps_its_slot_until_its_executor_is_replaced(local_orchestrator, unique):
+    app = App.create(slug=unique("killed"), name="killed")
+    script = Script.create(app=app, name="stuck", source=STUCK, timeout_seconds=1)
+    pool, gate = local_orchestrator.pool, local_orchestrator.gate
+    _, outcome = orchestrator.run_script(script, globals={}, source="execute", wait_seconds=5)
+    assert orchestrator.status_text(outcome.status) == "timeout"
+    samples = []  # (slots the app holds, executors alive) until the app holds none
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        samples.append((gate.held(app.id), len(pool.pids())))
+        if samples[-1][0] == 0:
+            break
+        time.sleep(0.005)
+    assert samples[-1] == (0, pool.size)
+    assert all(held == 1 for held, alive in samples if alive < pool.size)
+    assert samples[0] == (1, pool.size - 1)  # the replacement takes a while: the slot waited
 
 
 def test_another_apps_hello_answers_while_one_app_floods_every_slot(api, fair_server):

@@ -291,6 +291,10 @@ class _Executor:
             close_fds=True,
             cwd="/",
             env=_worker_environment(),
+            # A session of its own puts the process in an autogroup of its own where the
+            # kernel groups CPU time by session: a script spinning in one executor then
+            # competes for CPU as one process, instead of eating the web process's share.
+            start_new_session=True,
         )
         self._to_child = self.process.stdin.fileno()
         self._from_child = self.process.stdout.fileno()
