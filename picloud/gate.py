@@ -105,6 +105,11 @@ class FairGate:
         with self._lock:
             return len(self._waiters)
 
+    def usage(self):
+        """Return (slots, busy, waiting): the gate's size, slots taken, callers waiting."""
+        with self._lock:
+            return self.slots, self.slots - self._free, len(self._waiters)
+
     def held(self, app_id):
         """Return how many slots ``app_id`` holds."""
         with self._lock:

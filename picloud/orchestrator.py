@@ -42,12 +42,6 @@ HTTP_SOURCES = ("http", "execute")
 
 __all__ = ["Orchestrator", "Overloaded", "free_slots", "http_status_of", "run_script", "status_text"]
 
-    def usage(self):
-        """Return (slots, busy, waiting): the gate's size, slots taken, callers waiting."""
-        with self._lock:
-            return self.slots, self.slots - self._free, len(self._waiters)
-
-
 class Orchestrator:
     """A service owning this process's executor pool and gate."""
 

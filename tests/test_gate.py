@@ -176,3 +176,16 @@ def test_an_app_at_its_own_limit_reserves_no_more_slots():
     # take a third; uncapped, B could use a second one, which stays within its reach.
     assert capped.acquire(A, 0)
     assert uncapped.acquire(A, 0) is False
+
+
+def test_usage_counts_slots_taken_and_callers_waiting():
+    gate = FairGate(2)
+    assert gate.usage() == (2, 0, 0)
+    gate.acquire(A, 0)
+    gate.acquire(B, 0)
+    got = []
+    waiter = waiting_thread(gate, C, got)
+    assert gate.usage() == (2, 2, 1)
+    gate.release(A)
+    waiter.join(2)
+    assert gate.usage() == (2, 2, 0)
