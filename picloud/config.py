@@ -33,6 +33,7 @@ class Settings:
     dispatch_poll_ms: int = 100
     max_value_bytes: int = 1_048_576
     log_retention_days: int = 7
+    dead_letter_retention_days: int = 30
     proxy_count: int = 0
     egress_allow: EgressAllow = EgressAllow()
     app_max_share: float = 0.5
@@ -54,6 +55,7 @@ _INTEGERS = {
     "PICLOUD_DISPATCH_POLL_MS": ("dispatch_poll_ms", 1),
     "PICLOUD_MAX_VALUE_BYTES": ("max_value_bytes", 1),
     "PICLOUD_LOG_RETENTION_DAYS": ("log_retention_days", 1),
+    "PICLOUD_DEAD_LETTER_RETENTION_DAYS": ("dead_letter_retention_days", 1),
     "PICLOUD_PROXY_COUNT": ("proxy_count", 0),
 }
 

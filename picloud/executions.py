@@ -2,8 +2,8 @@
 
 A sync request never writes to the database itself: ``record(execution)`` appends to the
 process's queue and the ``ExecutionLogWriter`` service upserts what has queued every
-~200 ms (sooner once a batch is full), flushes on stop, and deletes executions older
-than ``PICLOUD_LOG_RETENTION_DAYS``. Records are upserts by id, so a run first logged as
+~200 ms (sooner once a batch is full) and flushes on stop (``picloud.retention`` deletes
+them after ``PICLOUD_LOG_RETENTION_DAYS``). Records are upserts by id, so a run first logged as
 ``queued`` or ``running`` is completed by a later record with the same id.
 
 Each batch also adds the finished runs, and the requests refused as overloaded since the
@@ -15,7 +15,6 @@ import datetime
 import json
 import logging
 import threading
-import time
 
 from picloud.db import db, is_postgres
 from picloud.metrics.tally import tally
@@ -28,7 +27,6 @@ FLUSH_SECONDS = 0.2
 BATCH_SIZE = 200
 # Held in memory while the database is unreachable; beyond it the oldest are dropped.
 MAX_PENDING = 50_000
-PURGE_EVERY_SECONDS = 3600
 # Short, so that records are written within a second of the database coming back.
 _MAX_BACKOFF_SECONDS = 1.0
 
@@ -36,15 +34,13 @@ _MAX_BACKOFF_SECONDS = 1.0
 class ExecutionLogWriter:
     """A service that writes queued execution records in batches."""
 
-    def __init__(self, retention_days):
-        self.retention = datetime.timedelta(days=retention_days)
+    def __init__(self):
         self._pending = collections.deque()
         self._refusals = collections.Counter()  # (app_id, source) -> requests refused
         self._refusals_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = None
-        self._purged_at = 0.0
         self._failures = 0
         # Batches are written one at a time, so a run's later record never lands first.
         self._flush_lock = threading.Lock()
@@ -111,15 +107,12 @@ class ExecutionLogWriter:
         return min(_MAX_BACKOFF_SECONDS, FLUSH_SECONDS * 2**self._failures)
 
     def loop(self):
-        """Do one unit of work: write what is queued, purge expired runs when due."""
+        """Do one unit of work: write what is queued."""
         try:
             # The writer keeps its connection between batches instead of paying for a
             # new one (and SQLite's pragmas) five times a second.
             db.connect(reuse_if_open=True)
             self.flush_all()
-            if time.monotonic() - self._purged_at >= PURGE_EVERY_SECONDS:
-                self.purge_expired()
-                self._purged_at = time.monotonic()
             self._failures = 0
         except Exception:
             self._failures += 1
@@ -171,10 +164,6 @@ class ExecutionLogWriter:
         with self._refusals_lock:
             refusals, self._refusals = self._refusals, collections.Counter()
         return refusals
-
-    def purge_expired(self):
-        """Delete executions older than the retention period; return how many."""
-        return Execution.delete().where(Execution.older_than(utcnow() - self.retention)).execute()
 
 
 def _row(execution):
@@ -240,10 +229,10 @@ def _upsert_sql(count):
 _writer = None
 
 
-def init_writer(settings):
+def init_writer():
     """Create this process's writer (registered as a service by the caller)."""
     global _writer
-    _writer = ExecutionLogWriter(settings.log_retention_days)
+    _writer = ExecutionLogWriter()
     return _writer
 
 
@@ -277,4 +266,4 @@ def flush_pending():
 
 def init_app(app):
     """Create the process's log writer and register it as a service."""
-    services(app).add(init_writer(app.config["PICLOUD"]))
+    services(app).add(init_writer())

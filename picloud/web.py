@@ -6,7 +6,7 @@ from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from picloud import admin_api, cache, dashboard, errors, executions, health, metrics, orchestrator
+from picloud import admin_api, cache, dashboard, errors, executions, health, metrics, orchestrator, retention
 from picloud import db as database
 from picloud.auth import bootstrap_admin
 from picloud.config import ensure_secret_key, load_settings
@@ -73,6 +73,7 @@ def _register_parts(app):
     metrics.init_app(app)  # after the orchestrator, whose gate it reports
     dispatcher.init_app(app)  # after the orchestrator: the dispatcher stops before the executors
     scheduler.init_app(app)
+    retention.init_app(app)
     manager_apps.init_app(app)
     admin_api.init_app(app)
     csrf.exempt(admin_api.bp)  # bearer tokens, never cookies: no CSRF to forge

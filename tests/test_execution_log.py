@@ -1,5 +1,4 @@
 """The batched execution log writer, one ``loop()`` step at a time, on the real database."""
-import datetime
 import uuid
 
 import pytest
@@ -35,7 +34,7 @@ def record(app_id=999_001, **fields):
 
 @pytest.fixture
 def writer(database):
-    yield ExecutionLogWriter(retention_days=7)
+    yield ExecutionLogWriter()
     Execution.delete().where(Execution.app_id.between(999_000, 999_999)).execute()
 
 
@@ -68,20 +67,6 @@ def test_many_records_are_written_in_batches(writer):
     assert writer.flush() == BATCH_SIZE
     writer.loop()
     assert Execution.select().where(Execution.app_id == 999_002).count() == len(records)
-
-
-def test_expired_runs_are_purged(writer):
-    old = utcnow() - datetime.timedelta(days=8)
-    expired = record(app_id=999_003, queued_at=isoformat(old))
-    kept = record(app_id=999_003)
-    writer.record(expired)
-    writer.record(kept)
-    writer.loop()  # the first loop also purges
-    writer.record(expired)
-    writer.flush()
-    assert writer.purge_expired() >= 1
-    remaining = [e.id for e in Execution.select().where(Execution.app_id == 999_003)]
-    assert remaining == [kept["id"]]
 
 
 def test_forgetting_an_app_drops_its_queued_records(writer):

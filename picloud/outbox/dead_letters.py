@@ -5,7 +5,6 @@ and queues one ``dead_letter`` event per enabled dead-letter trigger of the app.
 handler runs are never retried nor dead-lettered; they only set the dead letter's
 resolution (``handled`` or ``handler_failed``).
 """
-import datetime
 import uuid
 
 from picloud.errors import Conflict, ValidationFailed
@@ -16,7 +15,6 @@ from picloud.outbox.claims import write_transaction
 from picloud.outbox.retry import validate_retry
 
 # Purged in slices so one housekeeping pass never holds a long write lock.
-_PURGE_SLICE = 500
 
 
 def last_error_of(execution):
@@ -149,23 +147,6 @@ def replay_many(app, ids=None):
                 _requeue(dead_letter)
                 replayed += 1
     return replayed
-
-
-def purge_resolved(retention_days, now=None):
-    """Delete resolved dead letters older than the retention period; return how many."""
-    cutoff = (now or utcnow()) - datetime.timedelta(days=retention_days)
-    deleted = 0
-    while True:
-        ids = [
-            row[0]
-            for row in DeadLetter.select(DeadLetter.id)
-            .where(DeadLetter.resolution.is_null(False) & (DeadLetter.resolved_at < cutoff))
-            .limit(_PURGE_SLICE)
-            .tuples()
-        ]
-        if not ids:
-            return deleted
-        deleted += DeadLetter.delete().where(DeadLetter.id.in_(ids)).execute()
 
 
 def _resolve(dead_letter, resolution):

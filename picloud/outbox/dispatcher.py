@@ -45,7 +45,7 @@ from picloud.models import OutboxEvent, isoformat, utcnow
 from picloud.outbox import CHANNEL, record_queued, runnable_request, set_dispatcher
 from picloud.outbox import claims
 from picloud.outbox.claims import write_transaction
-from picloud.outbox.dead_letters import bury, purge_resolved, record_handler_result
+from picloud.outbox.dead_letters import bury, record_handler_result
 from picloud.outbox.retry import has_attempts_left, next_delay_ms
 from picloud.sandbox import Overloaded
 from picloud.services import services
@@ -60,7 +60,6 @@ PREFETCH = 8
 SLOT_WAIT_SECONDS = 10
 # Leases of running events are renewed this often (well inside LEASE_SECONDS).
 RENEW_EVERY_SECONDS = 10
-PURGE_EVERY_SECONDS = 3600
 # Delivered events wait at most this long for a claim to delete them (well inside
 # LEASE_SECONDS: a delivered event whose lease ran out would be claimed again).
 FLUSH_DELIVERED_SECONDS = 1.0
@@ -91,7 +90,6 @@ class Dispatcher:
         self._listener = None
         self._failures = 0
         self._renewed_at = time.monotonic()
-        self._purged_at = 0.0
 
     # The service ------------------------------------------------------------------
 
@@ -251,16 +249,11 @@ class Dispatcher:
             raise
 
     def housekeeping(self):
-        """Renew the leases of long runs; purge old resolved dead letters now and then."""
+        """Renew the leases of long runs."""
         now = time.monotonic()
         if now - self._renewed_at >= RENEW_EVERY_SECONDS:
             claims.renew_leases(self.worker_id, list(self._running) + list(self._unstarted))
             self._renewed_at = now
-        if now - self._purged_at >= PURGE_EVERY_SECONDS:
-            purged = purge_resolved(self.settings.log_retention_days)
-            if purged:
-                log.info("dispatcher: purged %d resolved dead letters", purged)
-            self._purged_at = now
 
     def _run_one(self, event):
         self._running[event.id] = event

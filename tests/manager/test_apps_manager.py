@@ -54,7 +54,7 @@ def run(writer, app, minutes_ago, status="ok"):
 
 
 def test_counts_and_hourly_activity_come_from_the_logged_runs(app):
-    writer = ExecutionLogWriter(retention_days=7)
+    writer = ExecutionLogWriter()
     run(writer, app, 1)
     run(writer, app, 2, "script_error")
     run(writer, app, 61, "timeout")
@@ -76,7 +76,7 @@ def test_counts_and_hourly_activity_come_from_the_logged_runs(app):
 
 
 def test_deleting_an_app_deletes_its_run_figures(app):
-    writer = ExecutionLogWriter(retention_days=7)
+    writer = ExecutionLogWriter()
     run(writer, app, 1)
     writer.flush_all()
     assert RunCount.select().where(RunCount.app_id == app.id).count() == 1

@@ -23,7 +23,7 @@ def running(own_database):
     settings = own_database
     pool = orchestrator.init_orchestrator(settings)
     pool.start()
-    executions.init_writer(settings)
+    executions.init_writer()
     yield settings
     pool.stop()
 
@@ -226,16 +226,3 @@ def test_stopping_gives_back_events_not_yet_started(app, dispatcher):
     dispatcher.stop(timeout=5)
     stored = list(OutboxEvent.select().where(OutboxEvent.id.in_(ids)))
     assert len(stored) == 2 and all(e.claimed_by is None for e in stored)
-
-
-def test_resolved_dead_letters_past_retention_are_purged(app):
-    old = utcnow() - datetime.timedelta(days=30)
-    s = script(app, "return 1")
-    kept_open = DeadLetter.create(app=app, source="kv", script_id=s.id, event={}, event_id="a", attempts=1, created_at=old)
-    purged = DeadLetter.create(app=app, source="kv", script_id=s.id, event={}, event_id="b", attempts=1,
-                               created_at=old, resolution="discarded", resolved_at=old)
-    recent = DeadLetter.create(app=app, source="kv", script_id=s.id, event={}, event_id="c", attempts=1,
-                               resolution="discarded", resolved_at=utcnow())
-    assert dead_letters.purge_resolved(7) == 1
-    remaining = {d.id for d in DeadLetter.select().where(DeadLetter.app == app)}
-    assert remaining == {kept_open.id, recent.id} and purged.id not in remaining
