@@ -10,6 +10,7 @@ This module also tells which database failures a client may simply retry
 """
 import collections
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -437,3 +438,51 @@ def migration_lock(settings):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# What the System page shows ---------------------------------------------------------------
+
+# Above this many rows (by PostgreSQL's own estimate) a table is not counted exactly:
+# counting a large table reads all of it.
+EXACT_COUNT_BELOW = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSize:
+    """One table: its rows (exact, or PostgreSQL's estimate) and bytes on disk if known."""
+
+    name: str
+    rows: int
+    exact: bool
+    bytes: int | None
+
+
+def database_bytes():
+    """Return the database's size on disk in bytes (SQLite: the file and its WAL)."""
+    if is_postgres():
+        return db.execute_sql("SELECT pg_database_size(current_database())").fetchone()[0]
+    page_count = db.execute_sql("PRAGMA page_count").fetchone()[0]
+    page_size = db.execute_sql("PRAGMA page_size").fetchone()[0]
+    wal = Path(db.obj.database + "-wal")
+    return page_count * page_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def table_sizes():
+    """Return a TableSize for every table, largest first."""
+    if is_postgres():
+        rows = db.execute_sql(
+            "SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class c"
+            " WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace"
+        ).fetchall()
+        sizes = [
+            TableSize(name, estimate, False, size) if estimate >= EXACT_COUNT_BELOW
+            else TableSize(name, _count(name), True, size)
+            for name, estimate, size in rows
+        ]
+    else:
+        sizes = [TableSize(name, _count(name), True, None) for name in db.get_tables()]
+    return sorted(sizes, key=lambda t: (-t.rows, t.name))
+
+
+def _count(table):
+    return db.execute_sql(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]

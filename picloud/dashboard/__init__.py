@@ -153,6 +153,7 @@ def init_app(app):
     from picloud.dashboard import apps, domains, logs, routes, scripts, settings  # noqa: F401
     from picloud.dashboard import data  # noqa: F401
     from picloud.dashboard import dead_letters, triggers  # noqa: F401
+    from picloud.dashboard import system  # noqa: F401
 
     app.jinja_env.globals.update(can=can, has_endpoint=has_endpoint)
     app.register_error_handler(CSRFError, refused_csrf)
