@@ -41,6 +41,7 @@ def furnished(site):
     add_trigger(site, "kv", worker, key_glob="orders/*", ops=["set"])
     add_trigger(site, "docs", worker, collection_glob="users", retry=RETRY)
     add_trigger(site, "dead_letter", worker)
+    add_trigger(site, "schedule", worker, cron="0 3 * * *", timezone="Europe/Paris")
     return {"api": api_script, "worker": worker}
 
 
@@ -69,6 +70,8 @@ def test_export_holds_the_app_configuration_by_name(site):
                            "enabled": True, "retry": kinds["kv"]["retry"]}
     assert kinds["docs"]["collection_glob"] == "users" and kinds["docs"]["retry"] == RETRY
     assert kinds["dead_letter"] == {"kind": "dead_letter", "script": "worker", "enabled": True, "retry": None}
+    assert kinds["schedule"] == {"kind": "schedule", "script": "worker", "cron": "0 3 * * *",
+                                 "timezone": "Europe/Paris", "enabled": True, "retry": kinds["kv"]["retry"]}
     text = str(bundle)
     assert "'id'" not in text and "script_id" not in text and "created_at" not in text
 
@@ -86,7 +89,7 @@ def test_applying_the_exported_bundle_keeps_everything_and_bumps_no_version(site
     assert response.json()["applied"] is True
     plan = response.json()["plan"]
     assert {step["action"] for step in plan} == {"keep"}
-    assert [s["kind"] for s in plan].count("trigger") == 3 and [s["kind"] for s in plan].count("route") == 2
+    assert [s["kind"] for s in plan].count("trigger") == 4 and [s["kind"] for s in plan].count("route") == 2
     assert versions(site, scripts["api"]) == [1]
     assert export(site) == before
 
@@ -103,6 +106,7 @@ def test_round_trip_into_a_fresh_app(site, admin, server):
     assert plan[("script", "api")] == "create" and plan[("route", f"GET {fresh.host}/items/:id")] == "create"
     assert plan[("trigger", "kv orders/* → worker")] == "create"
     assert plan[("trigger", "dead_letter  → worker")] == "create"
+    assert plan[("trigger", "schedule 0 3 * * * → worker")] == "create"
     assert plan[("domain", fresh.host)] == "keep"
     copied = export(fresh)
     assert copied["app"]["slug"] == fresh.slug  # the bundle's slug is not taken
@@ -154,7 +158,7 @@ def test_things_absent_from_the_bundle_are_kept_unless_pruned(site):
     kept = plan_of(apply(site, bundle))
     assert kept[("script", "worker")] == "keep" and kept[("route", "POST /jobs")] == "keep"
     assert kept[("trigger", "kv orders/* → worker")] == "keep"
-    assert len(export(site)["triggers"]) == 3
+    assert len(export(site)["triggers"]) == 4
     pruned = plan_of(apply(site, bundle, prune=True))
     assert pruned[("script", "worker")] == "delete" and pruned[("route", "POST /jobs")] == "delete"
     assert pruned[("trigger", "docs users → worker")] == "delete"
@@ -235,7 +239,7 @@ def test_bad_fields_answer_422_at_their_bundle_path(site):
         (lambda b: b["routes"][1].update(host="elsewhere.test"), "routes[1].host", "host_not_claimed"),
         (lambda b: b["routes"][0].update(script=None), "routes[0].script", None),
         (lambda b: b["triggers"][0].update(kind="smoke"), "triggers[0].kind", None),
-        (lambda b: b["triggers"].append({"kind": "kv", "script": "api", "key_glob": ""}), "triggers[3].key_glob", None),
+        (lambda b: b["triggers"].append({"kind": "kv", "script": "api", "key_glob": ""}), "triggers[4].key_glob", None),
         (lambda b: b["domains"].append("bad host!"), "domains[1]", None),
         (lambda b: b["app"].update(name=7), "app.name", None),
         (lambda b: b.update(scripts={}), "scripts", None),
@@ -315,3 +319,25 @@ def test_bundles_of_another_app_are_not_found(site, other_site):
     assert site.api.put(f"/api/v1/admin/apps/no-such-app-{uuid.uuid4().hex[:6]}/bundle",
                         json={"format": 1}).status_code == 404
     assert site.api.get(bundle_url(site), headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_schedule_triggers_are_matched_by_their_cron(site):
+    furnished(site)
+    bundle = export(site)
+    schedule = next(t for t in bundle["triggers"] if t["kind"] == "schedule")
+    schedule["timezone"] = "UTC"
+    plan = plan_of(apply(site, bundle))
+    assert plan[("trigger", "schedule 0 3 * * * → worker")] == "update"
+    schedule["cron"] = "@hourly"
+    schedule.pop("timezone")
+    plan = plan_of(apply(site, bundle, prune=True))
+    assert plan[("trigger", "schedule @hourly → worker")] == "create"
+    assert plan[("trigger", "schedule 0 3 * * * → worker")] == "delete"
+    after = next(t for t in export(site)["triggers"] if t["kind"] == "schedule")
+    assert (after["cron"], after["timezone"]) == ("@hourly", "UTC")
+    listed = site.api.get(f"/api/v1/admin/apps/{site.app['id']}/triggers").json()["triggers"]
+    assert [t["next_run_at"] for t in listed if t["kind"] == "schedule"][0] is not None
+    schedule["timezone"] = "Mars/Olympus"
+    response = apply(site, bundle)
+    index = bundle["triggers"].index(schedule)
+    assert response.status_code == 422 and response.json()["error"]["field"] == f"triggers[{index}].timezone"

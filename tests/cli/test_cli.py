@@ -154,6 +154,8 @@ def furnish(site):
                retry={"max_attempts": 2, "backoff": "constant", "base_delay_ms": 10, "max_delay_ms": 10, "jitter": 0})
     site.api.post(f"/api/v1/admin/apps/{site.app['id']}/triggers/kv",
                   json={"script_id": worker["id"], "key_glob": "jobs/*", "ops": ["set"]})
+    site.api.post(f"/api/v1/admin/apps/{site.app['id']}/triggers/schedule",
+                  json={"script_id": worker["id"], "cron": "@daily", "timezone": "Asia/Tokyo"})
     return {"page": page, "other": other, "worker": worker}
 
 
@@ -161,7 +163,7 @@ def test_pull_writes_the_app_as_a_folder(picloud, site, tmp_path):
     furnish(site)
     folder = tmp_path / "app"
     output = ok(picloud("pull", site.slug, folder))
-    assert "3 scripts, 3 routes, 1 triggers" in output
+    assert "3 scripts, 3 routes, 2 triggers" in output
     assert (folder / "scripts" / "page.lua").read_text() == 'return "page v1"\n'
     assert sorted(p.name for p in (folder / "scripts").iterdir()) == ["other.lua", "page.lua", "worker.lua"]
     manifest = tomllib.loads((folder / "picloud.toml").read_text())
@@ -171,6 +173,9 @@ def test_pull_writes_the_app_as_a_folder(picloud, site, tmp_path):
     assert manifest["scripts"]["other"]["sandbox"] == {"max_instructions": 1000000}
     assert {"method": "GET", "path": "/", "script": "page", "dispatch_mode": "sync", "enabled": True} in manifest["routes"]
     assert manifest["triggers"][0]["key_glob"] == "jobs/*" and manifest["triggers"][0]["script"] == "worker"
+    assert manifest["triggers"][1] == {"kind": "schedule", "script": "worker", "cron": "@daily",
+                                       "timezone": "Asia/Tokyo", "enabled": True,
+                                       "retry": manifest["triggers"][0]["retry"]}
     jobs = next(r for r in manifest["routes"] if r["path"] == "/jobs")
     assert jobs["retry"]["backoff"] == "constant" and "host" not in jobs
     assert "[[routes]]" in (folder / "picloud.toml").read_text()
@@ -342,6 +347,8 @@ def test_secrets_set_list_and_rm(picloud, site):
     listed = json.loads(ok(picloud("secrets", "list", site.slug, "--json")))
     assert sorted(s["name"] for s in listed) == ["API_KEY", "FROM_STDIN"]
     assert "s3cret-value" not in ok(picloud("secrets", "list", site.slug))
+    script = site.script("return secrets.FROM_STDIN .. '|' .. secrets.API_KEY\n")
+    assert ok(picloud("run", script["id"])) == "piped-value|s3cret-value"
     ok(picloud("secrets", "rm", site.slug, "API_KEY"))
     assert [s["name"] for s in json.loads(ok(picloud("secrets", "list", site.slug, "--json")))] == ["FROM_STDIN"]
     bad = picloud("secrets", "set", site.slug, "lower-case", "x")
