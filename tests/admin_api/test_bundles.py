@@ -301,17 +301,28 @@ def test_each_change_needs_its_own_capability(site, make_user):
     assert set(plan_of(apply(site, route_off, developer)).values()) == {"keep", "update"}
 
 
-def test_an_app_field_this_server_does_not_hold_is_refused_not_dropped(site):
+def test_app_fields_are_applied_with_apps_manage(site, make_user):
     before = export(site)
-    for field, value in (("egress_hosts", ["api.example.com"]), ("max_concurrency", 2)):
-        bundle = copy.deepcopy(before)
-        bundle["app"][field] = value
-        response = apply(site, bundle)
-        if before["app"][field] is None and field not in site.api.get(f"/api/v1/admin/apps/{site.app['id']}").json():
-            assert response.status_code == 422 and response.json()["error"]["field"] == f"app.{field}"
-        else:
-            assert plan_of(response)[("app", site.slug)] == "update"
-            assert export(site)["app"][field] == value
+    bundle = copy.deepcopy(before)
+    bundle["app"].update(name="Shop", description="Sells tea.", egress_hosts=["API.Example.com", "*.cdn.test"],
+                         max_concurrency=2, slug="ignored-slug")
+    _, developer = make_user("developer")
+    denied = apply(site, bundle, developer)
+    assert denied.status_code == 403 and denied.json()["error"]["capability"] == "apps.manage"
+    assert plan_of(apply(site, bundle))[("app", site.slug)] == "update"
+    assert export(site)["app"] == {"slug": site.slug, "name": "Shop", "description": "Sells tea.",
+                                   "egress_hosts": ["api.example.com", "*.cdn.test"], "max_concurrency": 2}
+    assert plan_of(apply(site, bundle))[("app", site.slug)] == "keep"  # hosts compared as stored
+    bundle["app"]["max_concurrency"] = 0
+    response = apply(site, bundle)
+    assert response.status_code == 422 and response.json()["error"]["field"] == "app.max_concurrency"
+    bundle["app"].update(max_concurrency=2, egress_hosts=["not a host"])
+    response = apply(site, bundle)
+    assert response.status_code == 422 and response.json()["error"]["field"] == "app.egress_hosts[0]"
+    # Left out of the bundle's app: left as it is; null: back to no limit.
+    assert plan_of(apply(site, {**before, "app": {}}))[("app", site.slug)] == "keep"
+    apply(site, {**before, "app": {"max_concurrency": None, "egress_hosts": None}})
+    assert export(site)["app"]["max_concurrency"] is None and export(site)["app"]["egress_hosts"] is None
 
 
 def test_bundles_of_another_app_are_not_found(site, other_site):

@@ -370,3 +370,18 @@ def test_the_readme_flow_changes_the_default_app_live(picloud, server, tmp_path)
         hello.write_text(original)
         ok(picloud("deploy", folder))
     assert requests.get(server.url + "/", timeout=30).text == original.split('"')[1]
+
+
+def test_app_fields_left_out_of_picloud_toml_are_null(picloud, site, tmp_path):
+    assert site.api.patch(f"/api/v1/admin/apps/{site.app['id']}",
+                          json={"max_concurrency": 3, "egress_hosts": ["api.example.com"]}).status_code == 200
+    folder = tmp_path / "app"
+    ok(picloud("pull", site.slug, folder))
+    manifest = tomllib.loads((folder / "picloud.toml").read_text())
+    assert manifest["app"]["max_concurrency"] == 3 and manifest["app"]["egress_hosts"] == ["api.example.com"]
+    del manifest["app"]["max_concurrency"]
+    (folder / "picloud.toml").write_text(tomli_w.dumps(manifest))
+    output = ok(picloud("deploy", folder))
+    assert f"~ app {site.slug}" in output and "max_concurrency: 3 → null" in output
+    app = site.api.get(f"/api/v1/admin/apps/{site.app['id']}").json()
+    assert app["max_concurrency"] is None and app["egress_hosts"] == ["api.example.com"]
