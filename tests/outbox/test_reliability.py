@@ -87,6 +87,7 @@ def test_sigkill_during_a_burst_loses_no_event(site, server_env, tmp_path):
 
 
 SLOW_EVENT = """
+kv.set("slow-started/" .. event.key, true)
 local started = os.clock()
 while os.clock() - started < 1 do end
 kv.set("slow-done/" .. event.key, true)
@@ -115,10 +116,10 @@ def test_sigterm_finishes_running_events_and_releases_the_rest(tmp_path):
             for n in range(6):
                 kv_put(site, f"slow/{n}", n)
             # Two run (two executor slots), for a second each; the others wait, claimed
-            # in the dispatcher's queue (it claims ahead) or not.
-            wait_for(lambda: rows(url, "SELECT count(*) FROM outbox_events WHERE claimed_by IS NOT NULL")[0][0] >= 2,
-                     what="two claimed events")
-            time.sleep(0.3)  # the runners take the first two at once
+            # in the dispatcher's queue (it claims ahead) or not. Stop once both runs
+            # are under way, however long a loaded machine takes to start them.
+            wait_for(lambda: rows(url, "SELECT count(*) FROM kv_entries WHERE key LIKE 'slow-started/%'")[0][0] >= 2,
+                     what="two runs under way")
         finally:
             live.stop(sig=signal.SIGTERM, timeout=30)
         assert live.process.returncode == 0
