@@ -46,6 +46,7 @@ class Reach:
             found = cache.script_named(self.app_id, arg) if isinstance(arg, str) else None
         return found.source if found is not None else None
 
+
     def complete(self, record):
         """Add the run's outbound calls to its record and mask the app's secrets in it."""
         usage = dict(record.get("usage") or {"instructions": 0, "memory_peak_bytes": 0})
@@ -58,13 +59,14 @@ class Reach:
 
 def secret_values(app_id):
     """Return {name: value} of an app's secrets, opened once per configuration change."""
-    with connection():
-        return cache.cache.get(("secrets", app_id), lambda: _opened(app_id))
+    return cache.cache.get(("secrets", app_id), lambda: _opened(app_id))
 
 
 def _opened(app_id):
+    # Only a miss touches the database: every run asks, to mask what it recorded.
     opener = vault()
-    rows = Secret.select(Secret.name, Secret.token).where(Secret.app == app_id).tuples()
+    with connection():
+        rows = list(Secret.select(Secret.name, Secret.token).where(Secret.app == app_id).tuples())
     return {name: opener.open(token) for name, token in rows}
 
 

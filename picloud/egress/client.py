@@ -128,6 +128,19 @@ class EgressClient:
         return Destination(parts.scheme, hostname, port, address, target, host_header)
 
     def _checked_address(self, hostname, port):
+        addresses = self._addresses(hostname, port)
+        for address in addresses:
+            if not is_public(address) and not self.allow.allows(hostname, address, port):
+                raise Refused(f"{hostname} resolves to {address}, which is not a public address")
+        return addresses[0]
+
+    def _addresses(self, hostname, port):
+        """Return every address of a host: an address in its canonical form as it is,
+        any other spelling or name through the resolver."""
+        try:
+            return [ipaddress.ip_address(hostname)]
+        except ValueError:
+            pass
         try:
             found = self._resolve(hostname, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError, OSError):
@@ -139,10 +152,7 @@ class EgressClient:
                 addresses.append(address)
         if not addresses:
             raise TransportFailure(f"could not resolve {hostname}")
-        for address in addresses:
-            if not is_public(address) and not self.allow.allows(hostname, address, port):
-                raise Refused(f"{hostname} resolves to {address}, which is not a public address")
-        return addresses[0]
+        return addresses
 
     def _exchange(self, destination, method, headers, body, request):
         """Make one request; return (OutboundResponse, redirect location or None)."""

@@ -24,6 +24,7 @@ MAX_URL_LENGTH = 8192
 OPTIONS = frozenset({"method", "url", "headers", "body", "body_base64", "json", "timeout_ms", "follow_redirects"})
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
 _HEADER_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_URL_BAD = re.compile(r"[\x00-\x20\x7f]")
 
 
 class HttpCalls:
@@ -95,7 +96,7 @@ def _read_options(options):
     url = options.get("url")
     if not isinstance(url, str) or not url:
         raise HostError("http.request: url must be a string")
-    if len(url) > MAX_URL_LENGTH or any(ord(c) < 33 or ord(c) == 127 for c in url):
+    if len(url) > MAX_URL_LENGTH or _URL_BAD.search(url):
         raise HostError("http.request: url is not valid")
     try:
         urlsplit(url).port
