@@ -14,6 +14,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import re
 import select
 import sqlite3
 import threading
@@ -65,6 +66,17 @@ _SQLITE_FULL = 13
 # SQLite result codes that mean "not right now" rather than a bug in a query: busy,
 # locked, an I/O error, the file cannot be opened, is read-only or is not a database.
 _SQLITE_UNAVAILABLE = frozenset({5, 6, 8, 10, 14, 26})
+
+
+# Statements that write: the first word, or for a WITH statement any writing word.
+_WRITE_STATEMENT = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+_WRITE_IN_CTE = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+class DiskFull(sqlite3.OperationalError):
+    """The disk holding the database is full: writes are refused until space is freed."""
+
+    sqlite_errorcode = _SQLITE_FULL
 
 
 class DatabaseDown(psycopg.OperationalError):
@@ -271,6 +283,11 @@ class LocalSqliteDatabase(peewee.SqliteDatabase):
         return False
 
     def execute_sql(self, sql, params=None):
+        # While the disk is full, refuse every write rather than let the small ones
+        # slip into the last free pages: the database is read-only until space is freed.
+        if self.full_since is not None and is_write(sql) and self.is_full():
+            message = "database or disk is full (refused until space is freed)"
+            raise peewee.OperationalError(DiskFull(message), message)
         try:
             return super().execute_sql(sql, params)
         except peewee.OperationalError as exc:
@@ -287,6 +304,13 @@ class LocalSqliteDatabase(peewee.SqliteDatabase):
     def _notice(self, exc):
         if failure_of(exc) == STORAGE_FULL:
             self.note_storage_full()
+
+
+def is_write(sql):
+    """Tell whether an SQL statement writes."""
+    if _WRITE_STATEMENT.match(sql):
+        return True
+    return sql.lstrip()[:4].upper() == "WITH" and _WRITE_IN_CTE.search(sql) is not None
 
 
 def free_bytes(directory):
@@ -359,6 +383,14 @@ def failure_of(exc):
         if exc is None:
             return None
     return None
+
+
+def record_failure(exc):
+    """Return ``failure_of(exc)``, noting a full disk so /healthz reports it."""
+    kind = failure_of(exc)
+    if kind == STORAGE_FULL and isinstance(db.obj, LocalSqliteDatabase):
+        db.obj.note_storage_full()
+    return kind
 
 
 def _sqlite_failure(error):

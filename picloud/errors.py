@@ -5,12 +5,10 @@ except under ``/admin`` where a person gets an HTML page.
 """
 import logging
 
-import peewee
-import psycopg
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from picloud.db import STORAGE_FULL, UNAVAILABLE, failure_of
+from picloud.db import STORAGE_FULL, UNAVAILABLE, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +121,7 @@ class StorageFull(PiCloudError):
 
 def database_error(exc):
     """Return the PiCloudError a client sees for a database failure it may retry, or None."""
-    kind = failure_of(exc)
+    kind = record_failure(exc)
     if kind == UNAVAILABLE:
         return DatabaseUnavailable()
     if kind == STORAGE_FULL:
@@ -167,17 +165,12 @@ def handle_http_exception(exc):
     return error_response(error)
 
 
-def handle_database_error(exc):
-    """Answer a database failure: 503 or 507 when a retry may succeed, else 500."""
-    error = database_error(exc)
-    if error is None:
-        return handle_unexpected(exc)
-    log.warning("%s on %s %s: %s", error.code, request.method, request.path, exc)
-    return error_response(error)
-
-
 def handle_unexpected(exc):
-    """Answer an unexpected exception with 500 internal_error."""
+    """Answer 503 or 507 for a database failure a retry may get past, else 500 internal_error."""
+    error = database_error(exc)
+    if error is not None:
+        log.warning("%s on %s %s: %s", error.code, request.method, request.path, exc)
+        return error_response(error)
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return error_response(PiCloudError("An internal error occurred."))
 
@@ -185,6 +178,4 @@ def handle_unexpected(exc):
 def init_app(app):
     app.register_error_handler(PiCloudError, error_response)
     app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(peewee.PeeweeException, handle_database_error)
-    app.register_error_handler(psycopg.Error, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 
-from picloud.db import db, is_postgres
+from picloud.db import db, failure_of, is_postgres
 from picloud.metrics.tally import tally
 from picloud.models import Execution, RunCount, RunDuration, RunHour, isoformat, utcnow
 from picloud.services import services
@@ -114,9 +114,12 @@ class ExecutionLogWriter:
             db.connect(reuse_if_open=True)
             self.flush_all()
             self._failures = 0
-        except Exception:
+        except Exception as exc:
             self._failures += 1
-            log.exception("writing execution records failed (%d queued)", len(self._pending))
+            if failure_of(exc):  # an outage or a full disk: the records wait in memory
+                log.warning("writing execution records failed (%d queued): %s", len(self._pending), exc)
+            else:
+                log.exception("writing execution records failed (%d queued)", len(self._pending))
             if not db.is_closed():
                 db.close()  # a broken connection is not reused
 
@@ -259,9 +262,19 @@ def forget_app(app_id):
 
 
 def flush_pending():
-    """Write what this process has queued, so a read right after a run sees it."""
-    if _writer is not None:
+    """Write what this process has queued, so a read right after a run sees it.
+
+    A read does not fail because the write before it did (a full disk, say): the
+    records stay queued for the writer and the read shows what is stored.
+    """
+    if _writer is None:
+        return
+    try:
         _writer.flush_all()
+    except Exception as exc:
+        if not failure_of(exc):
+            raise
+        log.warning("reading executions without the %d queued records: %s", _writer.pending(), exc)
 
 
 def init_app(app):

@@ -34,14 +34,17 @@ def migrate(settings):
     """Apply pending migrations; refuse a database from a newer version."""
     with connection(), migration_lock(settings):
         runner = _runner()
-        unknown = [m for m in runner.status() if m.path is None]
+        status = runner.status()
+        unknown = [m for m in status if m.path is None]
         if unknown:
             names = ", ".join(m.name for m in unknown)
             raise SchemaTooNew(
                 f"the database has migrations this version does not know ({names}); "
                 "upgrade PiCloud before starting it on this database"
             )
-        applied = runner.up()
+        # Nothing pending: write nothing either, so a server starts on a full disk
+        # (up() would create its history table, a write, even with nothing to apply).
+        applied = runner.up() if any(not m.applied for m in status) else []
     for name in applied:
         log.info("applied migration %s", name)
     return applied

@@ -7,11 +7,15 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+import logging
+
 from peewee import IntegrityError
 
-from picloud.db import db, is_postgres
+from picloud.db import STORAGE_FULL, db, failure_of, is_postgres
 from picloud.errors import Conflict, TooManyRequests, Unauthorized, ValidationFailed
 from picloud.models import ApiToken, LoginFailure, User, utcnow
+
+log = logging.getLogger(__name__)
 
 ROLES = ("admin", "developer", "viewer")
 
@@ -108,8 +112,18 @@ def user_for_token(token):
     now = utcnow()
     if last_used_at is None or now - last_used_at > TOKEN_USE_RESOLUTION:
         # Coarse on purpose: one write a minute per token, not one per call.
-        ApiToken.update(last_used_at=now).where(ApiToken.id == token_id).execute()
+        note_token_use(token_id, now)
     return user
+
+
+def note_token_use(token_id, now):
+    """Record when a token was last used; on a full disk, skip it rather than refuse the call."""
+    try:
+        ApiToken.update(last_used_at=now).where(ApiToken.id == token_id).execute()
+    except Exception as exc:
+        if failure_of(exc) != STORAGE_FULL:
+            raise
+        log.info("token %s: last use not recorded, the disk is full", token_id)
 
 
 # Every API call looks its token up: plain SQL, as building the join cost more than

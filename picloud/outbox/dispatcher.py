@@ -139,8 +139,8 @@ class Dispatcher:
             except Exception as exc:
                 self._failures += 1
                 worked = False
-                if failure_of(exc):
-                    log.warning("dispatcher: database unavailable (%d in a row): %s", self._failures, exc)
+                if kind := failure_of(exc):
+                    log.warning("dispatcher: a pass failed, %s (%d in a row): %s", kind, self._failures, exc)
                 else:
                     log.exception("dispatcher: a pass failed (%d in a row); backing off", self._failures)
                 _drop_connection()
