@@ -123,10 +123,10 @@ def test_a_full_disk_is_reported_survives_a_restart_and_recovers(small_disk, tmp
     restarted.start()  # raises if it exits instead of serving
     try:
         admin = Api(restarted.url, admin.token)
-        assert_read_only(restarted, admin, Dashboard(restarted.url, "admin", ADMIN_PASSWORD))
         stored = executions_count(admin)
-        runs = 20
-        for _ in range(runs):
+        assert_read_only(restarted, admin, Dashboard(restarted.url, "admin", ADMIN_PASSWORD))
+        runs = 21  # the one assert_read_only made, and 20 more
+        for _ in range(runs - 1):
             assert requests.get(restarted.url + "/", headers=USER_HOST, timeout=5).status_code == 200
         freed_at = time.monotonic()
         filler.unlink()
