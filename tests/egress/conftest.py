@@ -5,7 +5,7 @@ import pytest
 
 from tests.support.apps import new_site, other_site, site  # noqa: F401  (fixtures)
 from tests.support.live import LiveServer, free_port, login
-from tests.support.upstream import Upstream
+from tests.support.upstream import TlsUpstream, Upstream
 from tests.conftest import ADMIN_PASSWORD
 
 
@@ -17,15 +17,23 @@ def upstream():
 
 
 @pytest.fixture(scope="session")
+def tls_upstream(tmp_path_factory):
+    server = TlsUpstream(tmp_path_factory.mktemp("tls")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def closed_port():
     """A port of 127.0.0.1 nothing listens on."""
     return free_port()
 
 
 @pytest.fixture(scope="session")
-def egress_server(server_env, tmp_path_factory, database, upstream, closed_port):
-    """PiCloud with PICLOUD_EGRESS_ALLOW naming the upstream and the closed port only."""
-    env = {**server_env, "PICLOUD_EGRESS_ALLOW": f"127.0.0.1:{upstream.port},127.0.0.1:{closed_port}"}
+def egress_server(server_env, tmp_path_factory, database, upstream, tls_upstream, closed_port):
+    """PiCloud with PICLOUD_EGRESS_ALLOW naming the upstreams and the closed port only."""
+    allowed = [f"127.0.0.1:{port}" for port in (upstream.port, tls_upstream.port, closed_port)]
+    env = {**server_env, "PICLOUD_EGRESS_ALLOW": ",".join(allowed)}
     live = LiveServer(env, tmp_path_factory.mktemp("egress") / "server.log").start()
     yield live
     live.stop()

@@ -155,6 +155,23 @@ def test_transport_failures_return_nil_and_a_message(world, upstream, closed_por
     assert calls[0]["error"] == "connection refused" and calls[1]["error"]
 
 
+def test_an_untrusted_certificate_is_a_tls_failure(world, tls_upstream):
+    result = lua_json(world, f'local r, err = http.get("{tls_upstream.url}/echo") return {{r == nil, err}}')
+    assert result[0] is True and result[1].startswith("TLS error") and "certificate verify failed" in result[1]
+    [call] = last_execution(world)["http_calls"]
+    assert call["status"] is None and call["error"].startswith("TLS error")
+
+
+def test_a_secret_changed_between_runs_is_read_fresh(world):
+    url = f"/api/v1/admin/apps/{world.app['id']}/secrets/ROTATING"
+    world.api.put(url, json={"value": "first"})
+    assert lua_json(world, "return {secrets.ROTATING}") == ["first"]
+    world.api.put(url, json={"value": "second"})
+    assert lua_json(world, "return {secrets.ROTATING}") == ["second"]
+    world.api.delete(url)
+    assert lua_json(world, "return {secrets.ROTATING == nil}") == [True]
+
+
 def test_error_statuses_are_responses_not_failures(world, upstream):
     assert lua_json(world, f'local r = http.get("{upstream.url}/status/503") return {{r.status, r.body}}') == [503, "status body"]
 

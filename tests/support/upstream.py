@@ -4,8 +4,10 @@ It records the path of every request it receives, so a test can assert that a re
 destination was never reached.
 """
 import base64
+import datetime
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -118,3 +120,43 @@ class Upstream:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def self_signed_context(directory):
+    """Return a server TLS context with a fresh self-signed certificate for localhost."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class TlsUpstream(Upstream):
+    """The same server behind TLS, with a certificate no client trusts."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self.server.socket = self_signed_context(directory).wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.port}"
