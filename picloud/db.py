@@ -108,10 +108,6 @@ class ConnectionPool:
         self.down_since = None  # time.monotonic() of the attempt that found it down
         self._probe_at = 0.0
 
-    @property
-    def is_down(self):
-        return self.down_since is not None
-
     def getconn(self, wait_seconds=None):
         """Borrow a working connection, or raise psycopg.OperationalError."""
         wait = self.wait_seconds if wait_seconds is None else wait_seconds
@@ -400,11 +396,6 @@ def _sqlite_failure(error):
     if code in _SQLITE_UNAVAILABLE:
         return UNAVAILABLE
     return None
-
-
-def is_down():
-    """Tell whether PostgreSQL is known to be unreachable right now (never blocks)."""
-    return isinstance(db.obj, PooledPostgresDatabase) and db.obj.pool.is_down
 
 
 def is_storage_full():
