@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from cryptography.fernet import Fernet
+from peewee import SqliteDatabase
 
 from picloud.config import ConfigError, load_settings
 from picloud.vault import SealedValueUnreadable, Vault, load_vault
@@ -66,8 +67,6 @@ def test_the_server_refuses_to_start_with_an_invalid_key(tmp_path):
 
 
 def test_rotate_secrets_reseals_every_value_under_the_new_key(tmp_path):
-    from peewee import SqliteDatabase
-
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     assert _run_app(["migrate"], {"PICLOUD_SECRETS_KEY": old}, tmp_path).returncode == 0
     database = SqliteDatabase(str(tmp_path / "p.db"))

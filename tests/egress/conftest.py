@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from tests.support.apps import new_site, other_site, site  # noqa: F401  (fixtures)
+from tests.support.apps import new_site, site  # noqa: F401  (fixtures)
 from tests.support.live import LiveServer, free_port, login
 from tests.support.upstream import TlsUpstream, Upstream
 from tests.conftest import ADMIN_PASSWORD

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.egress.conftest import last_execution, run
+from tests.support.apps import add_trigger, new_site, wait_for
 
 
 def lua_json(site, source, **options):
@@ -260,9 +261,23 @@ def test_secrets_table_is_read_only_and_missing_names_are_nil(world):
 
 
 def test_an_app_never_reads_another_apps_secrets(world, egress_admin, egress_server):
-    from tests.support.apps import new_site
-
     other = new_site(egress_admin, egress_server.url, "other")
     other.api.put(f"/api/v1/admin/apps/{other.app['id']}/secrets/ONLY_OTHER", json={"value": "theirs"})
     assert lua_json(world, "return {secrets.ONLY_OTHER == nil}") == [True]
     assert lua_json(other, "return {secrets.ONLY_OTHER}") == ["theirs"]
+
+
+def test_a_dead_letter_keeps_the_masked_error(world):
+    secret = "dl-secret-" + base64.b16encode(bytes(range(4))).decode()
+    world.api.put(f"/api/v1/admin/apps/{world.app['id']}/secrets/DL_KEY", json={"value": secret})
+    script = world.script('error("cannot use " .. secrets.DL_KEY)')
+    add_trigger(world, "kv", script, key_glob="fail/*", retry={"max_attempts": 1})
+    put = world.api.put(f"/api/v1/admin/apps/{world.app['id']}/kv/fail%2F1", json=1)
+    assert put.status_code == 200, put.text
+
+    def dead_letters():
+        return world.api.get(f"/api/v1/admin/apps/{world.app['id']}/dead-letters").json()["dead_letters"]
+
+    [dead_letter] = wait_for(dead_letters, what="the dead letter")
+    assert secret not in json.dumps(dead_letter)
+    assert "cannot use [secret:DL_KEY]" in dead_letter["last_error"]["message"]
