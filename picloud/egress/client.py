@@ -29,9 +29,11 @@ MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 READ_CHUNK = 64 * 1024
-# Connection pools kept for reuse, one per (scheme, address, port, TLS name).
+# Connection pools kept for reuse, one per (scheme, address, port, TLS name). A pool
+# keeps up to CONNECTIONS_PER_POOL idle connections; more concurrent calls open more
+# and close the extra ones after use (at most one call per executor is in flight).
 KEPT_POOLS = 64
-CONNECTIONS_PER_POOL = 4
+CONNECTIONS_PER_POOL = 16
 # Headers the client sets itself: a script's own would contradict the request.
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 # Headers that must not follow a redirect to another origin.
