@@ -49,7 +49,7 @@ def test_replay_a_dead_letter_from_the_tab(admin_page, live_server):
 
     assert api.put(f"/api/v1/admin/apps/{slug}/kv/fixed", json=True).status_code == 200
     page.locator(f"#dead-letter-{dead['id']}").get_by_role("button", name="Replay").click()
-    expect(page.get_by_role("status")).to_contain_text(f"Dead letter #{dead['id']} replayed")
+    expect(page.locator("#toasts")).to_contain_text(f"Dead letter #{dead['id']} replayed")
     expect(page.locator(f"#dead-letter-{dead['id']}")).to_have_count(0)  # no longer open
 
     page.get_by_role("link", name="All, resolved included").click()

@@ -154,3 +154,24 @@ document.body.addEventListener("toasts", (event) => {
   toasts.forEach((toast) => showToast(toast.message, toast.level));
 });
 document.querySelectorAll("#toasts .toast").forEach((toast) => setTimeout(() => toast.remove(), 6000));
+
+// A form that adds one of several kinds of thing (a trigger) offers only the fields of the
+// kind chosen: groups marked data-for-kinds="kv docs" are hidden, and disabled so they are
+// not submitted, unless the [data-kind-select] of their form names one of their kinds.
+function showFieldsOfKind(select) {
+  const form = select.form;
+  if (!form) return;
+  form.querySelectorAll("[data-for-kinds]").forEach((group) => {
+    const shown = group.dataset.forKinds.split(" ").includes(select.value);
+    group.hidden = !shown;
+    group.querySelectorAll("input, select, textarea").forEach((input) => { input.disabled = !shown; });
+  });
+}
+document.addEventListener("change", (event) => {
+  if (event.target.matches?.("[data-kind-select]")) showFieldsOfKind(event.target);
+});
+function showFieldsOfEveryKindSelect(root) {
+  root.querySelectorAll("[data-kind-select]").forEach(showFieldsOfKind);
+}
+showFieldsOfEveryKindSelect(document);
+document.body.addEventListener("htmx:afterSettle", () => showFieldsOfEveryKindSelect(document));

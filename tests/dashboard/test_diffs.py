@@ -27,3 +27,4 @@ def test_identical_sources_and_empty_ones():
     assert summary(line_diff("x\ny", "x\ny")) == (0, 0)
     assert line_diff("", "new") == [DiffRow("added", None, 1, "new")]
     assert line_diff("old", "") == [DiffRow("removed", 1, None, "old")]
+

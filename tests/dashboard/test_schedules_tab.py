@@ -65,24 +65,39 @@ def test_a_viewer_may_preview_but_not_change_schedules(login_as, site):
     viewer = login_as("viewer")
     assert viewer.get(f"/admin/apps/{site.slug}/triggers/schedule-preview", params={"cron": "@daily"}).status_code == 200
     page = viewer.get(f"/admin/apps/{site.slug}/triggers")
-    assert "Save schedule" not in page.text
-    refused = viewer.post(f"/admin/apps/{site.slug}/triggers/{trigger['id']}/schedule", {"cron": "@hourly"})
+    assert "Edit trigger" not in page.text
+    assert viewer.get(f"/admin/apps/{site.slug}/triggers/{trigger['id']}/edit").status_code == 403
+    refused = viewer.post(f"/admin/apps/{site.slug}/triggers/{trigger['id']}", {f"t{trigger['id']}-cron": "@hourly"})
     assert refused.status_code == 403
+
+
+def edit_fields(trigger, **fields):
+    """The edit form of a trigger as posted: its current values, then ``fields``."""
+    retry = trigger["retry"]
+    values = {
+        "script_id": trigger["script_id"], "cron": trigger.get("cron") or "", "timezone": trigger.get("timezone") or "",
+        "glob": trigger.get("key_glob") or trigger.get("collection_glob") or "",
+        "max_attempts": retry["max_attempts"], "backoff": retry["backoff"], "base_delay_ms": retry["base_delay_ms"],
+        "max_delay_ms": retry["max_delay_ms"], "jitter": retry["jitter"], **fields,
+    }
+    return {f"t{trigger['id']}-{name}": value for name, value in values.items()}
 
 
 def test_edit_a_schedule_inline(dash, site):
     script = site.script()
     trigger = add_trigger(site, "schedule", script, cron="@yearly")
-    url = f"/admin/apps/{site.slug}/triggers/{trigger['id']}/schedule"
-    page = dash.post(url, {"cron": "@hourly", "timezone": "Asia/Tokyo"}, htmx=True)
+    form = dash.get(f"/admin/apps/{site.slug}/triggers/{trigger['id']}/edit", htmx=True)
+    assert form.status_code == 200 and 'value="@yearly"' in form.text and "Save trigger" in form.text
+    url = f"/admin/apps/{site.slug}/triggers/{trigger['id']}"
+    page = dash.post(url, edit_fields(trigger, cron="@hourly", timezone="Asia/Tokyo"), htmx=True)
     assert page.status_code == 200
     [changed] = triggers(site)
     assert (changed["cron"], changed["timezone"]) == ("@hourly", "Asia/Tokyo")
     assert changed["next_run_at"] != trigger["next_run_at"]
-    refused = dash.post(url, {"cron": "@never", "timezone": "UTC"}, htmx=True)
-    assert refused.status_code == 422 and f"Trigger #{trigger['id']}" in refused.text
+    refused = dash.post(url, edit_fields(trigger, cron="@never", timezone="UTC"), htmx=True)
+    assert refused.status_code == 422 and "@never" in refused.text and 'aria-invalid="true"' in refused.text
     assert triggers(site) == [changed]
-    assert dash.post(url, {"cron": "@hourly"}, csrf=False).status_code == 400
+    assert dash.post(url, edit_fields(trigger, cron="@hourly"), csrf=False).status_code == 400
 
 
 def test_the_last_runs_outcome_is_shown(dash, site):

@@ -54,9 +54,14 @@ def test_create_toggle_and_delete_a_trigger(dash, site, admin):
     assert triggers(site) == []
 
 
-def test_a_dead_letter_trigger_from_the_form_ignores_glob_and_retry(dash, site):
+def test_a_dead_letter_trigger_from_the_form_takes_no_glob_ops_or_retry(dash, site):
     script = site.script()
-    response = dash.post(f"/admin/apps/{site.slug}/triggers", trigger_form(script, kind="dead_letter", glob=""), htmx=True)
+    url = f"/admin/apps/{site.slug}/triggers"
+    # A glob or ops typed for a dead-letter trigger are refused, not dropped without a word.
+    typed = dash.post(url, trigger_form(script, kind="dead_letter"), htmx=True)
+    assert typed.status_code == 422 and "A dead letter trigger takes no glob" in typed.text
+    assert triggers(site) == []
+    response = dash.post(url, trigger_form(script, kind="dead_letter", glob="", ops=[]), htmx=True)
     assert response.status_code == 200, response.text
     [trigger] = triggers(site)
     assert trigger["kind"] == "dead_letter" and trigger["retry"] is None
@@ -137,3 +142,54 @@ def test_another_apps_dead_letter_is_not_found_here(dash, site, other_site):
     [foreign], _, _ = make_dead_letters(other_site, 1, prefix="x")
     assert dash.get(f"/admin/apps/{site.slug}/dead-letters/{foreign['id']}").status_code == 404
     assert dash.post(f"/admin/apps/{site.slug}/dead-letters/{foreign['id']}/replay", htmx=True).status_code == 404
+
+
+def test_edit_a_kv_trigger_in_its_row_with_readable_delays(dash, site):
+    script = site.script(name="first")
+    other = site.script(name="second")
+    made = site.api.post(
+        f"/api/v1/admin/apps/{site.app['id']}/triggers/kv", json={"script_id": script["id"], "key_glob": "carts/*"}
+    ).json()
+    prefix = f"t{made['id']}-"
+    form = dash.get(f"/admin/apps/{site.slug}/triggers/{made['id']}/edit", htmx=True)
+    assert form.status_code == 200
+    assert f'name="{prefix}glob"' in form.text and 'value="carts/*"' in form.text
+    assert f'name="{prefix}cron"' not in form.text  # only the fields of its kind
+    assert 'value="1 s"' in form.text and 'value="5 min"' in form.text  # delays in readable units
+    assert "1 s, 2 s, 4 s, 8 s" in form.text and "→ dead letter" in form.text
+
+    fields = {
+        "script_id": other["id"], "glob": "orders/*", "ops": ["delete"], "max_attempts": 3, "backoff": "constant",
+        "base_delay_ms": "1.5 s", "max_delay_ms": "2 min", "jitter": "0",
+    }
+    saved = dash.post(
+        f"/admin/apps/{site.slug}/triggers/{made['id']}", {prefix + k: v for k, v in fields.items()}, htmx=True
+    )
+    assert saved.status_code == 200, saved.text
+    [trigger] = triggers(site)
+    assert (trigger["script_id"], trigger["key_glob"], trigger["ops"]) == (other["id"], "orders/*", ["delete"])
+    assert trigger["retry"] == {
+        "max_attempts": 3, "backoff": "constant", "base_delay_ms": 1500, "max_delay_ms": 120000, "jitter": 0.0,
+    }
+    assert "3 attempts, waiting 1.5 s, 1.5 s" in saved.text
+
+    bad = dash.post(
+        f"/admin/apps/{site.slug}/triggers/{made['id']}", {prefix + k: v for k, v in {**fields, "base_delay_ms": "soon"}.items()},
+        htmx=True,
+    )
+    assert bad.status_code == 422 and "Write a duration such as 500 ms" in bad.text
+    assert triggers(site) == [trigger]
+
+
+def test_the_retry_preview_reads_the_policy_being_set(dash, site):
+    url = f"/admin/apps/{site.slug}/triggers/retry-preview"
+    policy = {"max_attempts": 5, "backoff": "exponential", "base_delay_ms": "1 s", "max_delay_ms": "5 s", "jitter": "0.2"}
+    preview = dash.get(url, params=policy, htmx=True).text
+    assert "1 s, 2 s, 4 s, 5 s" in preview and "→ dead letter" in preview and "±20%" in preview
+    linear = dash.get(url, params={**policy, "backoff": "linear", "base_delay_ms": "500ms", "jitter": "0"}, htmx=True).text
+    assert "500 ms, 1 s, 1.5 s, 2 s" in linear and "±" not in linear
+    assert "One attempt, then a dead letter" in dash.get(url, params={**policy, "max_attempts": 1}, htmx=True).text
+    wrong = dash.get(url, params={**policy, "max_delay_ms": "100 ms"}, htmx=True).text
+    assert "max_delay_ms must be at least base_delay_ms" in wrong
+    prefixed = dash.get(url, params={"prefix": "t9-", "preview_id": "t9-retry-preview", **{"t9-" + k: v for k, v in policy.items()}}, htmx=True)
+    assert 'id="t9-retry-preview"' in prefixed.text and "1 s, 2 s, 4 s, 5 s" in prefixed.text
