@@ -11,9 +11,7 @@ it blocks the calling thread. Callers take free executors in FIFO order; among
 the free ones, a caller gets one that already holds its app's warm runtime when
 there is one (pool affinity: booting a runtime costs more than a run).
 """
-import json
 import logging
-import math
 import os
 import re
 import select
@@ -29,7 +27,7 @@ from pathlib import Path
 from . import protocol
 from .errors import HostError, HostLimit, Overloaded, ProtocolError
 from .limits import KNOBS
-from .outcome import Outcome, ScriptResponse, Status
+from .outcome import Outcome, Status
 from .protocol import EXIT_OUT_OF_MEMORY
 
 log = logging.getLogger(__name__)
@@ -47,13 +45,9 @@ _BOOTSTRAP = (
 )
 START_TIMEOUT_SECONDS = 60.0
 RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10, 30)
-MAX_ERROR_MESSAGE = 16 * 1024
 MAX_HOST_ERROR_MESSAGE = 4 * 1024
 _READ_CHUNK = 1 << 20
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
-_HEADER_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_LOG_LEVELS = frozenset({"info", "warn", "error"})
 # Names of the script environment that globals and host modules must not replace.
 RESERVED_NAMES = frozenset({
     "string", "table", "math", "utf8", "coroutine", "os", "json", "log", "print",
@@ -410,27 +404,18 @@ class _RunState:
         self.allowed = _allowed(job.host_api)
 
     def add_logs(self, entries):
-        _require(isinstance(entries, list), "log entries must be a list")
-        for entry in entries:
-            _require(isinstance(entry, list) and len(entry) == 3, "a log entry is [level, message, at]")
-            level, message, at = entry
-            _require(level in _LOG_LEVELS and isinstance(message, str), "invalid log entry")
-            _require(isinstance(at, (int, float)) and not isinstance(at, bool), "invalid log time")
-            self.log_chars += len(message)
-            self.logs.append((level, message, float(at)))
-        _require(self.log_chars <= self.limits["max_output_bytes"], "log output over the limit")
-        _require(len(self.logs) <= self.limits["max_table_entries"], "too many log entries")
+        for entry in protocol.log_entries(entries):
+            self.log_chars += len(entry[1])
+            self.logs.append(entry)
+        protocol.require(self.log_chars <= self.limits["max_output_bytes"], "log output over the limit")
+        protocol.require(len(self.logs) <= self.limits["max_table_entries"], "too many log entries")
 
     def host_call(self, host, header, payload):
         """Call the host function; return the reply header and payload for the executor."""
         module, fn = header.get("module"), header.get("fn")
-        _require(isinstance(module, str) and isinstance(fn, str), "invalid host call")
-        _require((module, fn) in self.allowed, "call of a host function the job does not offer")
-        try:
-            args = json.loads(payload, parse_float=_finite_float, parse_constant=_no_constant)
-        except (ValueError, RecursionError):
-            raise ProtocolError("invalid host call arguments") from None
-        _require(isinstance(args, list), "host call arguments must be a list")
+        protocol.require(isinstance(module, str) and isinstance(fn, str), "invalid host call")
+        protocol.require((module, fn) in self.allowed, "call of a host function the job does not offer")
+        args = protocol.call_arguments(payload)
         try:
             value = host(module, fn, args)
             return {"t": "reply", "status": "ok"}, protocol.encode_value(value)
@@ -452,17 +437,17 @@ class _RunState:
             status = Status(header.get("status"))
         except ValueError:
             raise ProtocolError("unknown status") from None
-        usage = _usage(header.get("usage"))
-        error = _error(header.get("error"))
+        usage = protocol.usage(header.get("usage"))
+        error = protocol.error(header.get("error"))
         if self.host_failure:
             return self.failed(Status.INTERNAL_ERROR, self.host_failure, duration_ms, usage)
         if status is Status.OK:
-            response = _response(header.get("response"), body, self.limits)
+            response = protocol.response(header.get("response"), body, self.limits)
             return Outcome(status, response=response, logs=tuple(self.logs), usage=usage, duration_ms=duration_ms)
-        _require(error is not None, "a failed run needs an error")
+        protocol.require(error is not None, "a failed run needs an error")
         limit = header.get("limit")
         if status is Status.LIMIT_EXCEEDED:
-            _require(limit in KNOBS, "unknown limit")
+            protocol.require(limit in KNOBS, "unknown limit")
         else:
             limit = None
         return Outcome(status, error=error, limit=limit, logs=tuple(self.logs), usage=usage, duration_ms=duration_ms)
@@ -488,62 +473,8 @@ class _RunState:
         )
 
 
-def _finite_float(text):
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range")
-    return value
-
-
-def _no_constant(name):
-    raise ValueError(f"{name} is not JSON")
-
-
-def _require(condition, message):
-    if not condition:
-        raise ProtocolError(message)
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _no_usage():
     return {"instructions": 0, "memory_peak_bytes": 0}
-
-
-def _usage(usage):
-    _require(isinstance(usage, dict), "usage must be an object")
-    instructions, peak = usage.get("instructions"), usage.get("memory_peak_bytes")
-    _require(_is_int(instructions) and instructions >= 0, "invalid instruction count")
-    _require(_is_int(peak) and peak >= 0, "invalid memory peak")
-    return {"instructions": instructions, "memory_peak_bytes": peak}
-
-
-def _error(error):
-    if error is None:
-        return None
-    _require(isinstance(error, dict), "error must be an object")
-    message, line = error.get("message"), error.get("line")
-    _require(isinstance(message, str) and len(message) <= MAX_ERROR_MESSAGE, "invalid error message")
-    _require(line is None or (_is_int(line) and line > 0), "invalid error line")
-    return {"message": message, "line": line}
-
-
-def _response(response, body, limits):
-    _require(isinstance(response, dict), "response must be an object")
-    status, headers = response.get("status"), response.get("headers")
-    _require(_is_int(status) and 200 <= status <= 599, "invalid response status")
-    _require(isinstance(headers, list) and len(headers) <= limits["max_table_entries"] + 1, "invalid headers")
-    pairs = []
-    for pair in headers:
-        _require(isinstance(pair, list) and len(pair) == 2, "a header is [name, value]")
-        name, value = pair
-        _require(isinstance(name, str) and _HEADER_NAME.fullmatch(name), "invalid header name")
-        _require(isinstance(value, str) and not _HEADER_VALUE_BAD.search(value), "invalid header value")
-        pairs.append((name, value))
-    _require(len(body) <= limits["max_output_bytes"], "response body over the limit")
-    return ScriptResponse(status=status, headers=tuple(pairs), body=body)
 
 
 def _job_frame(job, host):
@@ -588,7 +519,7 @@ def _check_job(job, host):
     for knob in KNOBS:
         value = job.limits.get(knob)
         if value.__class__ is not int or value <= 0:
-            if not _is_int(value) or value <= 0:
+            if not protocol.is_int(value) or value <= 0:
                 raise ValueError(f"job limit {knob} must be a positive integer")
     if not job.timeout_seconds > 0:
         raise ValueError("job timeout_seconds must be positive")

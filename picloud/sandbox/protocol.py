@@ -11,10 +11,13 @@ Executor -> parent: ``ready``, ``log`` (a batch of entries), ``call`` (payload: 
 arguments as a JSON array) and ``result`` (payload: the response body).
 """
 import json
+import math
 import os
+import re
 import struct
 
 from .errors import ProtocolError
+from .outcome import ScriptResponse
 
 _LENGTHS = struct.Struct(">II")
 
@@ -155,3 +158,95 @@ class Channel:
                 return False
             self._buffer += chunk
         return True
+
+
+# Checks of what the web process reads from an executor --------------------------------
+# An executor runs untrusted scripts: every field of its messages is checked before the
+# web process acts on it, and anything malformed is a ProtocolError.
+
+MAX_ERROR_MESSAGE = 16 * 1024
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
+_HEADER_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_LOG_LEVELS = frozenset({"info", "warn", "error"})
+
+
+def require(condition, message):
+    """Raise ProtocolError with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise ProtocolError(message)
+
+
+def is_int(value):
+    """Tell whether ``value`` is an int (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def log_entries(entries):
+    """Return a batch of log entries as (level, message, at) tuples."""
+    require(isinstance(entries, list), "log entries must be a list")
+    checked = []
+    for entry in entries:
+        require(isinstance(entry, list) and len(entry) == 3, "a log entry is [level, message, at]")
+        level, message, at = entry
+        require(level in _LOG_LEVELS and isinstance(message, str), "invalid log entry")
+        require(isinstance(at, (int, float)) and not isinstance(at, bool), "invalid log time")
+        checked.append((level, message, float(at)))
+    return checked
+
+
+def call_arguments(payload):
+    """Return the arguments of a host call (a JSON array with finite numbers only)."""
+    try:
+        args = json.loads(payload, parse_float=_finite_float, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise ProtocolError("invalid host call arguments") from None
+    require(isinstance(args, list), "host call arguments must be a list")
+    return args
+
+
+def usage(value):
+    """Return a result's usage: instructions and peak memory, both counts."""
+    require(isinstance(value, dict), "usage must be an object")
+    instructions, peak = value.get("instructions"), value.get("memory_peak_bytes")
+    require(is_int(instructions) and instructions >= 0, "invalid instruction count")
+    require(is_int(peak) and peak >= 0, "invalid memory peak")
+    return {"instructions": instructions, "memory_peak_bytes": peak}
+
+
+def error(value):
+    """Return a result's error ({"message", "line"}), or None."""
+    if value is None:
+        return None
+    require(isinstance(value, dict), "error must be an object")
+    message, line = value.get("message"), value.get("line")
+    require(isinstance(message, str) and len(message) <= MAX_ERROR_MESSAGE, "invalid error message")
+    require(line is None or (is_int(line) and line > 0), "invalid error line")
+    return {"message": message, "line": line}
+
+
+def response(value, body, limits):
+    """Return a result's ScriptResponse, within the job's limits."""
+    require(isinstance(value, dict), "response must be an object")
+    status, headers = value.get("status"), value.get("headers")
+    require(is_int(status) and 200 <= status <= 599, "invalid response status")
+    require(isinstance(headers, list) and len(headers) <= limits["max_table_entries"] + 1, "invalid headers")
+    pairs = []
+    for pair in headers:
+        require(isinstance(pair, list) and len(pair) == 2, "a header is [name, value]")
+        name, text = pair
+        require(isinstance(name, str) and _HEADER_NAME.fullmatch(name), "invalid header name")
+        require(isinstance(text, str) and not _HEADER_VALUE_BAD.search(text), "invalid header value")
+        pairs.append((name, text))
+    require(len(body) <= limits["max_output_bytes"], "response body over the limit")
+    return ScriptResponse(status=status, headers=tuple(pairs), body=body)
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
