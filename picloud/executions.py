@@ -245,8 +245,8 @@ def writer():
 
 
 def record(execution):
-    """Queue an execution record for the batched writer."""
-    _writer.record(execution)
+    """Queue an ExecutionRecord for the batched writer."""
+    _writer.record(execution.to_dict())
 
 
 def refused(app_id, source):

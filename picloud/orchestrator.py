@@ -6,41 +6,31 @@ dispatcher — takes a slot of one fair gate sized like the executor pool
 keep-alive connections starve each other, and no app keeps the others waiting. A sync
 request waits at most ``PICLOUD_QUEUE_WAIT_MS`` for its slot.
 """
-import datetime
 import logging
 import threading
 import time
-import uuid
 
 from picloud import cache, executions, sandbox
 from picloud.data.host import HOST_API, script_host
 from picloud.egress.client import EgressClient
 from picloud.gate import FairGate
-from picloud.models import isoformat, utcnow
+from picloud.invocation import ExecutionRecord, status_text
+from picloud.models import utcnow
 from picloud.reach import HOST_API as REACH_API, MODULES as REACH_MODULES, Reach
 from picloud.sandbox import ExecutionJob, ExecutorPool, Outcome, Overloaded, Status
 from picloud.services import services
 
 log = logging.getLogger(__name__)
 
-# Outcome status -> HTTP status for a sync caller (docs/api.md §6); the code is the status.
-ERROR_STATUS = {
-    "script_error": 422,
-    "bad_script_response": 502,
-    "timeout": 504,
-    "limit_exceeded": 507,
-    "internal_error": 500,
-}
 # How long a run waits for the executor pool to boot before the process serves fully.
 STARTUP_WAIT_SECONDS = 30
 # How long a timed-out run's slot waits for its executor's replacement, at most, and how
 # often it looks.
 REPLACEMENT_WAIT_SECONDS = 30
 REPLACEMENT_POLL_SECONDS = 0.02
-# Sources whose runs answer an HTTP caller, so their log records carry the HTTP status.
-HTTP_SOURCES = ("http", "execute")
 
-__all__ = ["Orchestrator", "Overloaded", "free_slots", "http_status_of", "run_script", "status_text"]
+__all__ = ["Orchestrator", "Overloaded", "free_slots", "run_script"]
+
 
 class Orchestrator:
     """A service owning this process's executor pool and gate."""
@@ -108,42 +98,16 @@ def free_slots():
     return _current.gate.free_slots()
 
 
-def run_script(
-    script,
-    *,
-    globals,
-    source,
-    wait_seconds,
-    principal=None,
-    execution_id=None,
-    trigger_id=None,
-    event_id=None,
-    attempt=1,
-    trigger_depth=0,
-    parent_execution_id=None,
-    queued_at=None,
-):
-    """Run a script in the sandbox through the gate; return (execution record, Outcome).
+def run_script(invocation):
+    """Run an Invocation in the sandbox through the gate; return (ExecutionRecord, Outcome).
 
-    ``script`` is a Script row or a ScriptSnapshot; ``globals`` holds ``request`` or
-    ``event`` (``ctx`` is added here). Raises Overloaded when no slot frees up within
-    ``wait_seconds`` (None waits for ever). The record is queued for the log writer.
+    Raises Overloaded when no slot frees up within ``invocation.wait_seconds``. The
+    record is queued for the log writer.
     """
     orchestrator = _current
-    script = cache.ScriptSnapshot.of(script)
+    script = invocation.script
     app = cache.app_info(script.app_id)
-    execution_id = execution_id or str(uuid.uuid4())
-    queued_at = queued_at or utcnow()
-    ctx = {
-        "app": {"id": script.app_id, "slug": app.slug if app else None},
-        "script": {"id": script.id, "name": script.name, "version": script.version},
-        "execution_id": execution_id,
-        "source": source,
-        "event_id": event_id,
-        "attempt": attempt,
-        "trigger_depth": trigger_depth,
-        "principal": principal,
-    }
+    ctx = invocation.ctx(app.slug if app else None)
     # Clamped to today's ceilings: one may have been lowered since the script was saved.
     limits = sandbox.effective_limits(
         script.sandbox, orchestrator.settings.sandbox_defaults, orchestrator.settings.sandbox_ceilings
@@ -159,7 +123,7 @@ def run_script(
     job = ExecutionJob(
         source=script.source,
         chunk_name=script.name,
-        globals={**globals, "ctx": ctx},
+        globals={**invocation.globals, "ctx": ctx},
         limits=limits,
         timeout_seconds=script.timeout_seconds,
         host_api=host_api,
@@ -167,6 +131,7 @@ def run_script(
         app=str(script.app_id),
     )
     orchestrator.wait_ready()
+    wait_seconds = invocation.wait_seconds
     deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
     limit = app.max_concurrency if app else None
     if not orchestrator.gate.acquire(script.app_id, wait_seconds, limit):
@@ -185,30 +150,9 @@ def run_script(
         outcome = Outcome(Status.INTERNAL_ERROR, error={"message": "The executor failed.", "line": None})
     finally:
         orchestrator.release(script.app_id, outcome)
-    execution = _record(
-        reach,
-        execution_id=execution_id,
-        script=script,
-        source=source,
-        outcome=outcome,
-        queued_at=queued_at,
-        started_at=started_at,
-        attempt=attempt,
-        trigger_id=trigger_id,
-        trigger_depth=trigger_depth,
-        event_id=event_id,
-        parent_execution_id=parent_execution_id,
-    )
+    execution = reach.complete(ExecutionRecord.finished(invocation, outcome, started_at))
     executions.record(execution)
     return execution, outcome
-
-
-def http_status_of(outcome):
-    """Return the HTTP status a sync caller gets for an outcome."""
-    status = status_text(outcome.status)
-    if status == "ok":
-        return outcome.response.status if outcome.response is not None else 204
-    return ERROR_STATUS.get(status, 500)
 
 
 def _script_host(app_id, ctx, max_value_bytes, reach):
@@ -225,54 +169,6 @@ def _script_host(app_id, ctx, max_value_bytes, reach):
         return made(module, fn, args)
 
     return HOST_API + REACH_API, host
-
-
-def _record(reach, *, execution_id, script, source, outcome, queued_at, started_at, **fields):
-    duration_ms = round(outcome.duration_ms, 3) if outcome.duration_ms is not None else None
-    finished_at = started_at + datetime.timedelta(milliseconds=duration_ms or 0)
-    record = {
-        "id": execution_id,
-        "app_id": script.app_id,
-        "script_id": script.id,
-        "source": source,
-        "status": status_text(outcome.status),
-        "http_status": http_status_of(outcome) if source in HTTP_SOURCES else None,
-        "queued_at": isoformat(queued_at),
-        "started_at": isoformat(started_at),
-        "finished_at": isoformat(finished_at),
-        "duration_ms": duration_ms,
-        **fields,
-        "error": _error_of(outcome),
-        "logs": [
-            {"level": level, "message": message, "at": _iso_from_unix(at)}
-            for level, message, at in outcome.logs
-        ],
-        "usage": dict(outcome.usage) if outcome.usage else None,
-    }
-    return reach.complete(record)
-
-
-def status_text(status):
-    """Return an outcome status as its API text ("ok", "timeout", ...)."""
-    return getattr(status, "value", status)
-
-
-def _error_of(outcome):
-    if outcome.error:
-        return {"message": outcome.error.get("message"), "line": outcome.error.get("line")}
-    status = status_text(outcome.status)
-    if status == "timeout":
-        return {"message": "The script ran past its timeout.", "line": None}
-    if status == "limit_exceeded":
-        return {"message": f"The script exceeded {outcome.limit}.", "line": None}
-    if status != "ok":
-        return {"message": status_text(outcome.status).replace("_", " "), "line": None}
-    return None
-
-
-def _iso_from_unix(at):
-    moment = datetime.datetime.fromtimestamp(at, datetime.UTC).replace(tzinfo=None)
-    return isoformat(moment)
 
 
 def init_app(app):

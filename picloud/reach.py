@@ -7,6 +7,8 @@ only, whatever name a script asks for. ``complete`` adds the run's outbound call
 execution record and masks every secret value of the app in what the record holds
 (logs, error, calls) before anything stores or shows it.
 """
+import dataclasses
+
 from picloud import cache
 from picloud.db import connection
 from picloud.egress.host import HttpCalls
@@ -48,13 +50,11 @@ class Reach:
 
 
     def complete(self, record):
-        """Add the run's outbound calls to its record and mask the app's secrets in it."""
-        usage = dict(record.get("usage") or {"instructions": 0, "memory_peak_bytes": 0})
+        """Return an ExecutionRecord with the run's outbound calls and the app's secrets masked."""
+        usage = dict(record.usage or {"instructions": 0, "memory_peak_bytes": 0})
         usage["http_requests"] = len(self.http.calls)
-        record["usage"] = usage
-        record["http_calls"] = self.http.calls
-        mask_record(record, Masker(secret_values(self.app_id)))
-        return record
+        completed = dataclasses.replace(record, usage=usage, http_calls=tuple(self.http.calls))
+        return mask_record(completed, Masker(secret_values(self.app_id)))
 
 
 def secret_values(app_id):
@@ -94,14 +94,18 @@ class Masker:
 
 
 def mask_record(record, masker):
-    """Mask secret values in an execution record's logs, error and outbound calls."""
+    """Return an ExecutionRecord with secret values masked in its logs, error and outbound calls."""
     if not masker:
         return record
-    for entry in record.get("logs") or ():
-        entry["message"] = masker.text(entry["message"])
-    if record.get("error"):
-        record["error"]["message"] = masker.text(record["error"].get("message"))
-    for call in record.get("http_calls") or ():
-        call["url"] = masker.text(call["url"])
-        call["error"] = masker.text(call["error"])
-    return record
+    error = record.error
+    if error:
+        error = {**error, "message": masker.text(error.get("message"))}
+    return dataclasses.replace(
+        record,
+        logs=tuple({**entry, "message": masker.text(entry["message"])} for entry in record.logs),
+        error=error,
+        http_calls=tuple(
+            {**call, "url": masker.text(call["url"]), "error": masker.text(call["error"])}
+            for call in record.http_calls
+        ),
+    )

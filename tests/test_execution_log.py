@@ -28,6 +28,7 @@ def record(app_id=999_001, **fields):
         "error": None,
         "logs": [{"level": "info", "message": "hi", "at": isoformat(now)}],
         "usage": {"instructions": 10, "memory_peak_bytes": 100},
+        "http_calls": [],
         **fields,
     }
 

@@ -11,7 +11,9 @@ from urllib.parse import quote
 import pytest
 
 from picloud import executions, orchestrator
+from picloud.cache import ScriptSnapshot
 from picloud.gate import RECENT_SECONDS
+from picloud.invocation import Invocation
 from picloud.models import App, Script
 from tests.conftest import ADMIN_PASSWORD
 from tests.support.apps import add_trigger, new_site, wait_for
@@ -107,8 +109,9 @@ def test_a_timed_out_run_keeps_its_slot_until_its_executor_is_replaced(local_orc
     app = App.create(slug=unique("killed"), name="killed")
     script = Script.create(app=app, name="stuck", source=STUCK, timeout_seconds=1)
     pool, gate = local_orchestrator.pool, local_orchestrator.gate
-    _, outcome = orchestrator.run_script(script, globals={}, source="execute", wait_seconds=5)
-    assert orchestrator.status_text(outcome.status) == "timeout"
+    invocation = Invocation(script=ScriptSnapshot.of(script), globals={}, source="execute", wait_seconds=5)
+    execution, _ = orchestrator.run_script(invocation)
+    assert execution.status == "timeout"
     samples = []  # (slots the app holds, executors alive) until the app holds none
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

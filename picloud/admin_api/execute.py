@@ -2,10 +2,12 @@
 from flask import current_app, g, request
 
 from picloud.admin_api import bp, json_body, requires
-from picloud.errors import BadRequest, NotFound
+from picloud.cache import ScriptSnapshot
+from picloud.errors import NotFound
+from picloud.invocation import Invocation, caller_json, environ_request_table
 from picloud.models import Script
 from picloud.routing.match import normalize_host
-from picloud.routing.traffic import request_table, run_sync, script_json
+from picloud.routing.traffic import run_sync
 
 # The caller's credentials are for PiCloud, never for the script.
 _PRIVATE_HEADERS = ("authorization", "cookie")
@@ -18,24 +20,25 @@ def execute(script_id):
     script = Script.get_or_none(Script.id == script_id)
     if script is None:
         raise NotFound("No such script.")
-    try:
-        body = json_body(require_object=False)
-        if body is not None:
-            script_json(request.get_data(cache=True))
-    except RecursionError:
-        raise BadRequest("The request body is nested too deeply for a script.") from None
-    except ValueError as exc:
-        raise BadRequest(f"The request body is JSON a script cannot hold: {exc}.") from None
-    table = request_table(
+    raw = request.get_data(cache=True)
+    body = caller_json(raw) if raw else None
+    if body is not None:
+        json_body(require_object=False)  # refuses what the admin API refuses everywhere
+    table = environ_request_table(
         request.environ,
         request.method,
         normalize_host(request.host),
         {},
-        request.get_data(cache=True),
+        raw,
         json_body=body,
         skip_headers=_PRIVATE_HEADERS,
     )
-    principal = {"user_id": g.user.id, "username": g.user.username}
     return run_sync(
-        script, {"request": table}, source="execute", settings=current_app.config["PICLOUD"], principal=principal
+        Invocation(
+            script=ScriptSnapshot.of(script),
+            globals={"request": table},
+            source="execute",
+            wait_seconds=current_app.config["PICLOUD"].queue_wait_ms / 1000,
+            principal={"user_id": g.user.id, "username": g.user.username},
+        )
     )

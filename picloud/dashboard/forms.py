@@ -177,8 +177,12 @@ class RouteForm(FlaskForm):
 
 
 class ConsoleForm(FlaskForm):
+    """The test console; ``route`` offers the script's routes (set by ``console_form``)."""
+
     method = SelectField("Method", choices=[(m, m) for m in HTTP_METHODS if m != "*"])
+    route = SelectField("Route", choices=[("", "none")], default="")
     path = StringField("Path", validators=[DataRequired(), Length(max=2000)], filters=[strip_text], default="/")
+    params = StringField("Route params", validators=[Length(max=4000)], **TEXT)
     query = StringField("Query string", validators=[Length(max=4000)], **TEXT)
     headers = TextAreaField("Headers", validators=[Length(max=16000)], default="")
     body = TextAreaField("JSON body", validators=[Length(max=1_048_576)], default="")

@@ -1,19 +1,28 @@
 """The Scripts tab and the script page: editor, versions, sandbox settings, test console."""
-import datetime
 import json
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl
 
 from flask import current_app, g, request, url_for
 
 from picloud import orchestrator
+from picloud.cache import ScriptSnapshot
 from picloud.dashboard import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
 from picloud.dashboard.diffs import line_diff, summary
 from picloud.dashboard.forms import ConfirmForm, ConsoleForm, ScriptForm, ScriptSettingsForm, SourceForm
 from picloud.errors import Conflict, NotFound, ValidationFailed
+from picloud.invocation import (
+    UNHOLDABLE_JSON,
+    Invocation,
+    UnholdableJSON,
+    first_values,
+    request_table,
+    script_json,
+)
 from picloud.manager import scripts as manager
 from picloud.manager.routes import route_urls
 from picloud.models import Route, Script
+from picloud.routing.match import LITERAL, match_segments, parse_path, split_request_path
 
 # How long a console run waits for a free execution slot before giving up.
 CONSOLE_WAIT_SECONDS = 5
@@ -121,7 +130,7 @@ def _render_script(app, script, partial, status=200, **context):
         context = {
             "source_form": SourceForm(formdata=None),
             "settings_form": settings_form(script),
-            "console": ConsoleForm(formdata=None),
+            "console": console_form(script, formdata=None),
             "confirm": ConfirmForm(),
             "versions": manager.script_versions(script),
             "routes": _script_routes(script),
@@ -258,26 +267,38 @@ def delete_script(app, script_id):
 # The test console --------------------------------------------------------------------
 
 
+def console_form(script, **kwargs):
+    """Return the console form offering the script's routes to run it behind."""
+    form = ConsoleForm(**kwargs)
+    form.routes = {str(route.id): route for route in Route.select().where(Route.script == script).order_by(Route.path)}
+    form.route.choices = [("", "none: type the params")] + [
+        (key, f"{route.method} {route.path}") for key, route in form.routes.items()
+    ]
+    return form
+
+
 @bp.post("/apps/<slug>/scripts/<id:script_id>/run")
 @login_required("scripts.execute")
 @app_page
 def run_script(app, script_id):
     """Run the saved script with a request built from the console and show the outcome."""
     script = _get_script(app, script_id)
-    form = ConsoleForm()
+    form = console_form(script)
     result = None
     status = 200
-    if not (form.validate_on_submit() and _parse_console(form)):
+    table = console_request(form) if form.validate_on_submit() else None
+    if table is None:
         status = 422
     else:
+        invocation = Invocation(
+            script=ScriptSnapshot.of(script),
+            globals={"request": table},
+            source="execute",
+            wait_seconds=CONSOLE_WAIT_SECONDS,
+            principal={"user_id": g.user.id, "username": g.user.username},
+        )
         try:
-            execution, outcome = orchestrator.run_script(
-                script,
-                globals={"request": form.request_table},
-                source="execute",
-                wait_seconds=CONSOLE_WAIT_SECONDS,
-                principal={"user_id": g.user.id, "username": g.user.username},
-            )
+            execution, outcome = orchestrator.run_script(invocation)
         except orchestrator.Overloaded:
             # Shown in the console (htmx swaps no 5xx): the run never started.
             form.method.errors.append("Every execution slot is busy; try again in a moment.")
@@ -295,23 +316,18 @@ def console_result(execution, outcome):
             "headers": list(outcome.response.headers),
             "body": _readable_body(outcome.response),
         }
-    logs = execution.get("logs") if execution else None
-    if logs is None:
-        logs = [
-            {"level": level, "message": message, "at": _iso(at)} for level, message, at in outcome.logs
-        ]
     return {
-        "status": getattr(outcome.status, "value", outcome.status),
-        "http_status": (execution or {}).get("http_status"),
-        "execution_id": (execution or {}).get("id"),
+        "status": execution.status,
+        "http_status": execution.http_status,
+        "execution_id": execution.id,
         "duration_ms": round(outcome.duration_ms, 2) if outcome.duration_ms is not None else None,
         # The record's error and usage: secrets masked, outbound requests counted.
-        "usage": (execution or {}).get("usage") or outcome.usage or {},
-        "error": execution.get("error") if execution and outcome.error else outcome.error,
-        "http_calls": (execution or {}).get("http_calls") or [],
+        "usage": execution.usage or outcome.usage or {},
+        "error": execution.error if outcome.error else None,
+        "http_calls": list(execution.http_calls),
         "limit": outcome.limit,
         "response": response,
-        "logs": logs,
+        "logs": list(execution.logs),
     }
 
 
@@ -326,12 +342,40 @@ def _readable_body(response):
     return text
 
 
-def _iso(at):
-    return datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+def console_request(form):
+    """Return the script's ``request`` table built from the console, or None marking the faulty field."""
+    headers = _console_headers(form)
+    if headers is None:
+        return None
+    body = (form.body.data or "").encode("utf-8")
+    decoded = None
+    if body.strip():
+        try:
+            decoded = script_json(body)
+        except UnholdableJSON as exc:
+            form.body.errors.append(UNHOLDABLE_JSON.format(exc))
+            return None
+        except ValueError as exc:
+            form.body.errors.append(f"Not valid JSON: {exc}")
+            return None
+        headers.setdefault("content-type", "application/json")
+    path = form.path.data if form.path.data.startswith("/") else "/" + form.path.data
+    path, params = _console_params(form, path)
+    if params is None:
+        return None
+    return request_table(
+        method=form.method.data,
+        path=path,
+        host=request.host.rsplit(":", 1)[0],
+        params=params,
+        query=first_values(parse_qsl((form.query.data or "").lstrip("?"), keep_blank_values=True)),
+        headers=headers,
+        body=body,
+        json_body=decoded,
+    )
 
 
-def _parse_console(form):
-    """Build the script's ``request`` table from the console, or mark the faulty field."""
+def _console_headers(form):
     headers = {}
     for number, line in enumerate((form.headers.data or "").splitlines(), 1):
         if not line.strip():
@@ -339,33 +383,31 @@ def _parse_console(form):
         name, sep, value = line.partition(":")
         if not sep or not name.strip():
             form.headers.errors.append(f"Line {number} is not 'Name: value'.")
-            return False
+            return None
         headers.setdefault(name.strip().lower(), value.strip())
-    body = form.body.data or ""
-    decoded = None
-    if body.strip():
-        try:
-            decoded = json.loads(body)
-        except ValueError as exc:
-            form.body.errors.append(f"Not valid JSON: {exc}")
-            return False
-        headers.setdefault("content-type", "application/json")
-    path = form.path.data
-    if not path.startswith("/"):
-        path = "/" + path
-    query = {}
-    for pair in (form.query.data or "").lstrip("?").split("&"):
-        if pair:
-            key, _, value = pair.partition("=")
-            query.setdefault(unquote_plus(key), unquote_plus(value))
-    form.request_table = {
-        "method": form.method.data,
-        "path": path,
-        "host": request.host.rsplit(":", 1)[0],
-        "params": {},
-        "query": query,
-        "headers": headers,
-        "body": body,
-        "json": decoded,
-    }
-    return True
+    return headers
+
+
+def _console_params(form, path):
+    """Return (path, route params) of a console run, or (path, None) marking the faulty field.
+
+    Behind a chosen route the params come from the path, as the route would match it;
+    a path that does not match is built from the route with the typed params instead.
+    Without a route the typed params are the params.
+    """
+    typed = first_values(parse_qsl(form.params.data or "", keep_blank_values=True))
+    route = form.routes.get(form.route.data)
+    if route is None:
+        return path, typed
+    segments = parse_path(route.path)
+    matched = match_segments(segments, split_request_path(path))
+    if matched is not None:
+        return path, {**typed, **matched}
+    missing = [name for kind, name in segments if kind != LITERAL and name not in typed]
+    if missing:
+        form.path.errors.append(
+            f"The path does not match {route.path}: type a path it matches, or give {missing[0]} in the route params."
+        )
+        return path, None
+    filled = [text if kind == LITERAL else typed[text] for kind, text in segments]
+    return "/" + "/".join(filled), typed

@@ -22,6 +22,7 @@ import uuid
 
 from picloud import cache
 from picloud.db import db, is_postgres
+from picloud.invocation import ExecutionRecord
 from picloud.models import Execution, isoformat, utcnow
 from picloud.models.outbox import TRIGGER_OPS
 from picloud.outbox.claims import write_transaction
@@ -243,16 +244,15 @@ def enqueue_http_request(route, request_globals, *, app_id=None):
             ]
         )
         record_queued(
-            execution_id=execution_id,
-            app_id=app_id,
-            script_id=route.script_id,
-            source="http",
-            queued_at=now,
-            attempt=1,
-            trigger_id=None,
-            trigger_depth=0,
-            event_id=event_id,
-            parent_execution_id=None,
+            ExecutionRecord(
+                id=execution_id,
+                app_id=app_id,
+                script_id=route.script_id,
+                source="http",
+                status="queued",
+                queued_at=now,
+                event_id=event_id,
+            )
         )
     return {"execution_id": execution_id, "accepted_at": isoformat(now)}
 
@@ -285,9 +285,9 @@ def runnable_request(stored):
     return request_globals
 
 
-def record_queued(*, execution_id, **fields):
-    """Write a ``queued`` execution row (inside the caller's transaction)."""
-    Execution.insert(id=execution_id, status="queued", logs=[], **fields).on_conflict_ignore().execute()
+def record_queued(record):
+    """Write the row of a queued ExecutionRecord (inside the caller's transaction)."""
+    Execution.insert(**record.row()).on_conflict_ignore().execute()
 
 
 def announce():

@@ -19,12 +19,12 @@ from picloud.outbox.retry import validate_retry
 
 def last_error_of(execution):
     """Return what a dead letter keeps of the failed last attempt."""
-    error = execution.get("error") or {}
+    error = execution.error or {}
     return {
-        "status": execution.get("status"),
+        "status": execution.status,
         "message": error.get("message"),
         "line": error.get("line"),
-        "execution_id": execution.get("id"),
+        "execution_id": execution.id,
     }
 
 
@@ -56,7 +56,7 @@ def bury(event, execution, worker_id):
             trigger_depth=event.trigger_depth,
             parent_execution_id=event.parent_execution_id,
         )
-        fire_handlers(dead_letter, parent_execution_id=execution.get("id"))
+        fire_handlers(dead_letter, parent_execution_id=execution.id)
     return dead_letter
 
 

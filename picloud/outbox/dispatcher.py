@@ -26,6 +26,7 @@ What an attempt's outcome does (docs/api.md §9):
 A run that cannot get a slot (the gate stayed full) gives its event back unchanged:
 saturation delays events, it never drops them or spends their attempts.
 """
+import dataclasses
 import datetime
 import logging
 import os
@@ -41,7 +42,8 @@ import psycopg
 
 from picloud import cache, executions, orchestrator
 from picloud.db import connection, db, failure_of, is_postgres
-from picloud.models import OutboxEvent, isoformat, utcnow
+from picloud.invocation import ExecutionRecord, Invocation
+from picloud.models import OutboxEvent, utcnow
 from picloud.outbox import CHANNEL, record_queued, runnable_request, set_dispatcher
 from picloud.outbox import claims
 from picloud.outbox.claims import write_transaction
@@ -304,27 +306,15 @@ class Dispatcher:
             script_globals = {"request": runnable_request(event.payload)}
         else:
             script_globals = {"event": event.payload}
+        invocation = Invocation.of_event(event, script, script_globals, wait_seconds=self.slot_wait_seconds)
         try:
-            execution, outcome = orchestrator.run_script(
-                script,
-                globals=script_globals,
-                source=event.kind,
-                wait_seconds=self.slot_wait_seconds,
-                principal=event.principal,
-                execution_id=event.execution_id,
-                trigger_id=event.trigger_id,
-                event_id=event.id,
-                attempt=event.attempt,
-                trigger_depth=event.trigger_depth,
-                parent_execution_id=event.parent_execution_id,
-                queued_at=event.queued_at,
-            )
+            execution, outcome = orchestrator.run_script(invocation)
         except Overloaded:
             claims.release_events(self.worker_id, [event.id])
             return None
         if event.kind == "dead_letter":
             self._finish_handler(event, execution)
-        elif execution["status"] == "ok":
+        elif execution.status == "ok":
             self._mark_delivered(event)
         else:
             self._fail(event, execution)
@@ -333,26 +323,8 @@ class Dispatcher:
     def _skip(self, event):
         """Log a run that would go deeper than the trigger depth limit, and drop the event."""
         limit = self.settings.max_trigger_depth
-        execution = {
-            "id": event.execution_id,
-            "app_id": event.app_id,
-            "script_id": event.script_id,
-            "source": event.kind,
-            "status": "skipped",
-            "queued_at": isoformat(event.queued_at),
-            "attempt": event.attempt,
-            "trigger_id": event.trigger_id,
-            "trigger_depth": event.trigger_depth,
-            "event_id": event.id,
-            "parent_execution_id": event.parent_execution_id,
-            "error": {
-                "message": f"Not run: trigger depth {event.trigger_depth} exceeds "
-                f"PICLOUD_MAX_TRIGGER_DEPTH ({limit}).",
-                "line": None,
-            },
-            "logs": [],
-            "usage": None,
-        }
+        message = f"Not run: trigger depth {event.trigger_depth} exceeds PICLOUD_MAX_TRIGGER_DEPTH ({limit})."
+        execution = ExecutionRecord.of_event(event, "skipped", error={"message": message, "line": None})
         executions.record(execution)
         self._mark_delivered(event)
         return execution
@@ -365,7 +337,7 @@ class Dispatcher:
                 .execute()
             )
             if removed:
-                record_handler_result(event.payload["dead_letter_id"], execution["status"] == "ok")
+                record_handler_result(event.payload["dead_letter_id"], execution.status == "ok")
 
     def _fail(self, event, execution):
         policy = event.retry
@@ -389,18 +361,8 @@ class Dispatcher:
                 .execute()
             )
             if moved:  # show the coming attempt in the log as queued
-                record_queued(
-                    execution_id=execution_id,
-                    app_id=event.app_id,
-                    script_id=event.script_id,
-                    source=event.kind,
-                    queued_at=now,
-                    attempt=event.attempt + 1,
-                    trigger_id=event.trigger_id,
-                    trigger_depth=event.trigger_depth,
-                    event_id=event.id,
-                    parent_execution_id=event.parent_execution_id,
-                )
+                coming = dataclasses.replace(event, attempt=event.attempt + 1, execution_id=execution_id, queued_at=now)
+                record_queued(ExecutionRecord.of_event(coming, "queued"))
         if moved:
             # A little late rather than early: woken before the row is due, the claim
             # would find nothing and the retry would wait for the next poll.

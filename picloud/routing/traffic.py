@@ -8,18 +8,12 @@ for the batched log writer, so a request does no database write of its own.
 request needs none of Flask's per-request machinery (sessions, CSRF, URL maps), and
 skipping it is a large share of the hot path's cost. Paths under ``/admin``, ``/api``,
 ``/healthz``, ``/version``, ``/static`` and ``/metrics`` pass straight through to Flask, so the
-platform's prefixes always win.
-
-As docs/api.md §6 says: ``request.body`` is the body's exact bytes as a Lua
-string, valid UTF-8 or not, so a script can check a webhook's signature or take a
-binary upload. ``request.json`` is decoded only from a valid UTF-8 JSON body, and
-only when a script can hold the value (see ``script_json``).
+platform's prefixes always win. The ``request`` table and the outcome's HTTP answer
+are built by ``picloud.invocation``, shared with ``/api/v1/execute`` and the console.
 """
 import json
 import logging
-import math
 from http import HTTPStatus
-from urllib.parse import parse_qsl
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -28,29 +22,17 @@ from werkzeug.wsgi import get_input_stream
 from picloud import cache, executions
 from picloud.db import db
 from picloud.errors import NotFound, PayloadTooLarge, PiCloudError, database_error
-from picloud.orchestrator import ERROR_STATUS, Overloaded, run_script, status_text
+from picloud.invocation import Invocation, decoded_path, environ_request_table, outcome_error, status_text
+from picloud.orchestrator import Overloaded, run_script
 from picloud.outbox import enqueue_http_request
 from picloud.routing import tables
 from picloud.routing.match import RESERVED_SEGMENTS, MethodNotAllowed, match_route, normalize_host, split_request_path
-from picloud.sandbox import MAX_GLOBALS_DEPTH
 
 log = logging.getLogger(__name__)
 
 
-# What the caller reads for each failed outcome; the script's own error stays in the log.
-_MESSAGES = {
-    "script_error": "The script raised an error.",
-    "bad_script_response": "The script returned a value that is not a valid response.",
-    "timeout": "The script did not finish within its timeout.",
-    "limit_exceeded": "The script exceeded a sandbox limit.",
-    "internal_error": "The script could not be run.",
-}
 # Response headers that describe the connection or framing: the server sets those.
 _HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer"})
-# request.json is two tables down in a job's globals (globals.request.json).
-MAX_JSON_DEPTH = MAX_GLOBALS_DEPTH - 2
-# Request headers WSGI keeps outside the HTTP_ keys.
-_CONTENT_HEADERS = (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length"))
 
 
 class UserTraffic:
@@ -109,27 +91,23 @@ def serve(environ, settings):
         )
     route = result.route
     body = read_body(environ, settings.max_body_bytes)
-    request = request_table(environ, method, host, result.params, body)
+    request = environ_request_table(environ, method, host, result.params, body)
     if route.dispatch_mode == "async":
         return _enqueue(route, request)
     script = cache.script(route.script_id)
     if script is None:  # deleted between the route and the script lookup
         raise NotFound("No route matches this path.", code="no_route")
-    return run_sync(script, {"request": request}, source="http", settings=settings)
+    return run_sync(
+        Invocation(script=script, globals={"request": request}, source="http", wait_seconds=settings.queue_wait_ms / 1000)
+    )
 
 
-def run_sync(script, globals_, *, source, settings, principal=None):
-    """Run a script for a waiting caller and answer with its outcome."""
+def run_sync(invocation):
+    """Run an Invocation for a waiting caller and answer with its outcome."""
     try:
-        execution, outcome = run_script(
-            script,
-            globals=globals_,
-            source=source,
-            wait_seconds=settings.queue_wait_ms / 1000,
-            principal=principal,
-        )
+        execution, outcome = run_script(invocation)
     except Overloaded:
-        executions.refused(script.app_id, source)
+        executions.refused(invocation.script.app_id, invocation.source)
         raise PiCloudError(
             "Every execution slot is busy; try again shortly.",
             code="overloaded",
@@ -141,26 +119,17 @@ def run_sync(script, globals_, *, source, settings, principal=None):
 
 def outcome_response(execution, outcome):
     """Turn an Outcome into the caller's response (docs/api.md §6 table)."""
-    status = status_text(outcome.status)
-    if status == "ok":
-        reply = outcome.response
-        if reply is None:
-            return _response(b"", 204, [])
-        headers = [(k, v) for k, v in reply.headers if k.lower() not in _HOP_BY_HOP]
-        return _response(reply.body, reply.status, headers)
-    extra = {"execution_id": execution["id"]}
-    if status == "limit_exceeded":
-        extra["limit"] = outcome.limit
-    raise PiCloudError(
-        _MESSAGES.get(status, _MESSAGES["internal_error"]),
-        code=status if status in ERROR_STATUS else "internal_error",
-        status=ERROR_STATUS.get(status, 500),
-        **extra,
-    )
+    if status_text(outcome.status) != "ok":
+        raise outcome_error(execution, outcome)
+    reply = outcome.response
+    if reply is None:
+        return _response(b"", 204, [])
+    headers = [(k, v) for k, v in reply.headers if k.lower() not in _HOP_BY_HOP]
+    return _response(reply.body, reply.status, headers)
 
 
 def error_response(error):
-    """Render a PiCloudError as the docs/api.md JSON error body."""
+    """Render a PiCloudError as the JSON error body of docs/api.md §1."""
     body = json.dumps(error.body(), separators=(",", ":")) + "\n"
     headers = [("Content-Type", "application/json"), *error.headers.items()]
     return _response(body.encode(), error.status, headers)
@@ -222,108 +191,13 @@ def read_body(environ, limit):
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.") from None
 
 
-def request_table(environ, method, host, params, body, *, json_body=None, skip_headers=()):
-    """Build the script's ``request`` table (docs/api.md §6) from a WSGI environ."""
-    headers = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            name = key[5:].replace("_", "-").lower()
-            if name not in skip_headers:
-                headers[name] = value
-    for key, name in _CONTENT_HEADERS:
-        if environ.get(key):
-            headers[name] = environ[key]
-    if json_body is None and body and _is_json(environ.get("CONTENT_TYPE", "")):
-        json_body = _decode_json(body)
-    query = {}
-    for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
-        query.setdefault(key, value)
-    return {
-        "method": method,
-        "path": _decoded_path(environ),
-        "host": host,
-        "params": params,
-        "query": query,
-        "headers": headers,
-        "body": body,
-        "json": json_body,
-    }
-
-
-def _decode_json(body):
-    """Return a JSON body's value, or None (the script's nil) when a script cannot have it."""
-    try:
-        return script_json(body)
-    except ValueError:
-        return None
-
-
-def script_json(body):
-    """Decode JSON that a script can hold, or raise ValueError saying why not.
-
-    Refused: invalid JSON or UTF-8, and JSON no job's globals may hold: NaN,
-    infinities, numbers beyond a double, nesting deeper than MAX_JSON_DEPTH. The
-    sandbox would refuse those as the platform's own failure (a 500) instead.
-    """
-    try:
-        value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite, parse_int=_integer)
-    except RecursionError:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-    # Counting brackets is cheap and bounds the depth from above.
-    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _nesting(value) > MAX_JSON_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    return value
-
-
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text):
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range")
-    return value
-
-
-def _integer(text):
-    # Beyond 64 bits an integer becomes a double in the sandbox, as Lua reads its text.
-    if len(text) > 300:
-        _finite(text)
-    return int(text)
-
-
-def _nesting(value):
-    """Return how deep the lists and objects of a decoded JSON value nest."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in item)
-    return deepest
-
-
-def _is_json(content_type):
-    mimetype = content_type.partition(";")[0].strip().lower()
-    return mimetype == "application/json" or mimetype.endswith("+json")
-
-
-def _decoded_path(environ):
-    # WSGI hands PATH_INFO over as latin-1 text of the decoded bytes.
-    return (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace")
-
-
 def _request_parts(environ):
     raw_uri = environ.get("RAW_URI")
     if raw_uri and raw_uri.startswith("/"):
         # gunicorn keeps the path as sent, so an encoded '/' stays inside its segment.
         return split_request_path(raw_uri.partition("?")[0])
     # Otherwise the server has decoded the path already: split without decoding again.
-    stripped = _decoded_path(environ).strip("/")
+    stripped = decoded_path(environ).strip("/")
     return tuple(stripped.split("/")) if stripped else ()
 
 
