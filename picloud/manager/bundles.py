@@ -196,7 +196,8 @@ def _read_items(bundle, section, read):
         raise ValidationFailed(section, f"{section} must be a list.")
     for index, item in enumerate(value):
         with _at(f"{section}[{index}]"):
-            yield read(item)
+            entry = read(item)
+        yield entry
 
 
 def _read_list(bundle, section, read, key):
