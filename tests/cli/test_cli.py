@@ -319,6 +319,9 @@ def test_run_prints_the_response_body(picloud, site):
     failing = site.script('error("boom")\n')
     result = picloud("run", failing["id"])
     assert result.returncode == 1 and "Error:" in result.stderr
+    teapot = site.script('return {status = 418, body = "short and stout"}\n')
+    refused = picloud("run", teapot["id"])
+    assert refused.returncode == 1 and refused.stdout == "short and stout"
     missing = picloud("run", 999999999)
     assert missing.returncode == 1 and "No such script" in missing.stderr
 
@@ -385,3 +388,15 @@ def test_app_fields_left_out_of_picloud_toml_are_null(picloud, site, tmp_path):
     assert f"~ app {site.slug}" in output and "max_concurrency: 3 → null" in output
     app = site.api.get(f"/api/v1/admin/apps/{site.app['id']}").json()
     assert app["max_concurrency"] is None and app["egress_hosts"] == ["api.example.com"]
+
+
+def test_a_former_slug_is_followed_to_the_app(picloud, site, tmp_path):
+    furnish(site)
+    old = site.slug
+    renamed = site.api.patch(f"/api/v1/admin/apps/{site.app['id']}", json={"slug": old + "-new"})
+    assert renamed.status_code == 200, renamed.text
+    folder = tmp_path / "app"
+    assert "3 scripts" in ok(picloud("pull", old, folder))
+    (folder / "scripts" / "page.lua").write_text('return "renamed"\n')
+    assert "1 updated" in ok(picloud("deploy", folder, "--app", old))
+    assert site.call("/").text == "renamed"
