@@ -6,7 +6,7 @@ the same policy, so they cannot drift apart. ``run_script`` takes one frozen
 ``Invocation`` and gives back one ``ExecutionRecord``; how an outcome answers an HTTP
 caller (status, error code, message) lives here too, in ``ERRORS``.
 
-Decision where the contract is silent: ``request.body`` is the body's exact bytes as a
+As docs/api.md §6 says: ``request.body`` is the body's exact bytes as a
 Lua string, valid UTF-8 or not, so a script can check a webhook's signature or take a
 binary upload. ``request.json`` is decoded only from a valid UTF-8 JSON body, and only
 when a script can hold the value (see ``script_json``).
