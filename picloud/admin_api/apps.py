@@ -4,7 +4,7 @@ from urllib.parse import quote, urlencode
 from flask import request
 from werkzeug.wrappers import Response
 
-from picloud.admin_api import bp, json_body, paginate, requires
+from picloud.admin_api.base import bp, json_body, paginate, requires
 from picloud.manager import reject_unknown
 from picloud.manager.apps import FormerSlug, check_slug, create_app, delete_app, resolve_app, update_app
 from picloud.models import App, Domain

@@ -1,7 +1,7 @@
 """Tokens and the caller's identity: ``/api/v1/auth/*``."""
 from flask import g
 
-from picloud.admin_api import authenticate_bearer, bp, json_body, paginate
+from picloud.admin_api.base import authenticate_bearer, bp, json_body, paginate
 from picloud.auth import authenticate, capabilities_of, issue_token
 from picloud.errors import NotFound, ValidationFailed
 from picloud.models import ApiToken

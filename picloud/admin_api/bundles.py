@@ -1,7 +1,7 @@
 """Bundles: ``/api/v1/admin/apps/{app}/bundle`` — export and apply an app's configuration (docs/api.md §17)."""
 from flask import g, request
 
-from picloud.admin_api import bp, json_body, requires
+from picloud.admin_api.base import bp, json_body, requires
 from picloud.auth import capabilities_of
 from picloud.errors import ValidationFailed
 from picloud.manager.apps import resolve_app

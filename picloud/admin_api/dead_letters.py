@@ -1,7 +1,7 @@
 """Dead letters: ``/api/v1/admin/apps/{app}/dead-letters`` and their replay and discard (docs/api.md §9)."""
 from flask import request
 
-from picloud.admin_api import bp, json_body, paginate, requires
+from picloud.admin_api.base import bp, json_body, paginate, requires
 from picloud.errors import BadRequest, NotFound, ValidationFailed
 from picloud.manager import reject_unknown
 from picloud.manager.apps import resolve_app

@@ -7,7 +7,7 @@ the one in the URL.
 """
 from flask import current_app, request
 
-from picloud.admin_api import bp, limit_arg, requires
+from picloud.admin_api.base import bp, limit_arg, requires
 from picloud.admin_api.kv import json_value
 from picloud.data.docs import DocStore
 from picloud.errors import NotFound

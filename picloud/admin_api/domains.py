@@ -1,5 +1,5 @@
 """Domain claims: ``/api/v1/admin/apps/{app}/domains`` (docs/api.md §4)."""
-from picloud.admin_api import bp, json_body, paginate, requires
+from picloud.admin_api.base import bp, json_body, paginate, requires
 from picloud.manager import reject_unknown
 from picloud.manager.apps import resolve_app
 from picloud.manager.domains import add_domain, delete_domain

@@ -1,7 +1,7 @@
 """Manual runs: ``POST /api/v1/execute/{script_id}`` answers exactly like a sync route."""
 from flask import current_app, g, request
 
-from picloud.admin_api import bp, json_body, requires
+from picloud.admin_api.base import bp, json_body, requires
 from picloud.cache import ScriptSnapshot
 from picloud.errors import NotFound
 from picloud.invocation import Invocation, caller_json, environ_request_table

@@ -5,7 +5,7 @@ import uuid
 from flask import request
 
 from picloud import executions
-from picloud.admin_api import bp, decode_cursor, encode_cursor, limit_arg, requires
+from picloud.admin_api.base import bp, decode_cursor, encode_cursor, limit_arg, requires
 from picloud.errors import NotFound, ValidationFailed
 from picloud.manager import is_id
 from picloud.manager.apps import resolve_app

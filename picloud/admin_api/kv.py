@@ -7,7 +7,7 @@ as is, and its rules never merge slashes.
 from flask import current_app, request
 from werkzeug.routing import BaseConverter
 
-from picloud.admin_api import bp, json_body, limit_arg, requires
+from picloud.admin_api.base import bp, json_body, limit_arg, requires
 from picloud.data import MAX_DEPTH
 from picloud.data.kv import KVStore
 from picloud.errors import BadRequest, NotFound, ValidationFailed

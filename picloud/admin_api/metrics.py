@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from picloud.admin_api import requires
+from picloud.admin_api.base import requires
 from picloud.metrics.figures import read_figures
 
 bp = Blueprint("metrics", __name__)

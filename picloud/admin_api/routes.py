@@ -1,5 +1,5 @@
 """Routes: ``/api/v1/admin/apps/{app}/routes`` and ``/api/v1/admin/routes/{id}`` (docs/api.md §6)."""
-from picloud.admin_api import bp, json_body, paginate, requires
+from picloud.admin_api.base import bp, json_body, paginate, requires
 from picloud.errors import NotFound
 from picloud.manager.apps import resolve_app
 from picloud.manager.routes import create_route, delete_route, update_route

@@ -1,5 +1,5 @@
 """Sandbox limits: ``GET /api/v1/admin/sandbox`` (docs/api.md §5)."""
-from picloud.admin_api import bp, requires
+from picloud.admin_api.base import bp, requires
 from picloud.manager.scripts import sandbox_info
 
 

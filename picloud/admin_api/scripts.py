@@ -1,7 +1,7 @@
 """Scripts and their versions: ``/api/v1/admin/scripts`` (docs/api.md §5)."""
 from flask import g, request
 
-from picloud.admin_api import bp, json_body, paginate, requires
+from picloud.admin_api.base import bp, json_body, paginate, requires
 from picloud.errors import NotFound, ValidationFailed
 from picloud.manager.apps import FormerSlug, resolve_app
 from picloud.manager.scripts import (

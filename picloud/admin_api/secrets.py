@@ -1,5 +1,5 @@
 """Secrets: ``/api/v1/admin/apps/{app}/secrets`` (docs/api.md §12). Values go in, never out."""
-from picloud.admin_api import bp, json_body, requires
+from picloud.admin_api.base import bp, json_body, requires
 from picloud.errors import NotFound, ValidationFailed
 from picloud.manager import reject_unknown
 from picloud.manager.apps import resolve_app_id

@@ -6,7 +6,7 @@ learn by sending a request with that ``Host``.
 """
 from flask import request
 
-from picloud.admin_api import bp
+from picloud.admin_api.base import bp
 from picloud.errors import BadRequest, NotFound
 from picloud.routing import tables
 from picloud.routing.match import normalize_host

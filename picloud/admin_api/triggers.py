@@ -1,7 +1,7 @@
 """Triggers: ``/api/v1/admin/apps/{app}/triggers`` and ``/api/v1/admin/triggers/{id}`` (docs/api.md §9)."""
 from flask import g
 
-from picloud.admin_api import bp, json_body, paginate, requires
+from picloud.admin_api.base import bp, json_body, paginate, requires
 from picloud.errors import NotFound
 from picloud.manager.apps import resolve_app
 from picloud.models import Trigger

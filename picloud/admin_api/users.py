@@ -1,5 +1,5 @@
 """User management: ``/api/v1/admin/users`` (capability ``users.manage``)."""
-from picloud.admin_api import bp, json_body, paginate, requires
+from picloud.admin_api.base import bp, json_body, paginate, requires
 from picloud.auth import create_user, delete_user, update_user
 from picloud.errors import NotFound, ValidationFailed
 from picloud.manager import reject_unknown

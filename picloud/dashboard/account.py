@@ -2,7 +2,7 @@
 from flask import g, render_template
 
 from picloud.auth import hash_password, issue_token, verify_password
-from picloud.dashboard import bp, log_in, login_required, render_partial_or_page
+from picloud.dashboard.base import bp, log_in, login_required, render_partial_or_page
 from picloud.dashboard.forms import ConfirmForm, PasswordForm, TokenForm
 from picloud.errors import NotFound
 from picloud.models import ApiToken, utcnow

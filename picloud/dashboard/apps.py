@@ -9,7 +9,7 @@ import functools
 from flask import g, make_response, redirect, render_template, request, url_for
 from peewee import prefetch
 
-from picloud.dashboard import bp, login_required
+from picloud.dashboard.base import bp, login_required
 from picloud.dashboard.forms import AppForm, ResolveForm
 from picloud.errors import Conflict, ValidationFailed
 from picloud.manager import apps as manager

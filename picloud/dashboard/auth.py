@@ -5,7 +5,7 @@ from flask import redirect, render_template, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 
 from picloud.auth import authenticate
-from picloud.dashboard import bp, log_in, login_required, session_user
+from picloud.dashboard.base import bp, log_in, login_required, session_user
 from picloud.dashboard.forms import ConfirmForm, LoginForm
 from picloud.errors import TooManyRequests, Unauthorized
 

@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
 
-from picloud.dashboard import bp, login_required
+from picloud.dashboard.base import bp, login_required
 from picloud.dashboard.apps import app_page, go_to, render_tab, show_error
 from picloud.dashboard.forms import ConfirmForm
 from picloud.data import COLLECTION_RE, MAX_KEY_BYTES

@@ -3,7 +3,7 @@ import json
 
 from flask import request, url_for
 
-from picloud.dashboard import bp, login_required, notify
+from picloud.dashboard.base import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, script_names
 from picloud.errors import Conflict, NotFound
 from picloud.models import DeadLetter, Execution

@@ -1,5 +1,5 @@
 """The Domains tab: the host names an app claims."""
-from picloud.dashboard import bp, login_required, notify
+from picloud.dashboard.base import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, render_tab, show_error
 from picloud.dashboard.forms import DomainForm
 from picloud.errors import Conflict, ValidationFailed

@@ -3,7 +3,7 @@ import uuid
 
 from flask import request, url_for
 
-from picloud.dashboard import bp, login_required
+from picloud.dashboard.base import bp, login_required
 from picloud.dashboard.apps import app_page, render_tab, script_names
 from picloud.dashboard.forms import LogFilterForm
 from picloud.errors import NotFound

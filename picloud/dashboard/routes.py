@@ -7,7 +7,7 @@ links and forms answer the whole tab, with the row being edited shown as its for
 """
 from flask import redirect, render_template, request, url_for
 
-from picloud.dashboard import bp, login_required, notify
+from picloud.dashboard.base import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, render_tab, show_error
 from picloud.dashboard.forms import RouteForm
 from picloud.errors import Conflict, NotFound, ValidationFailed

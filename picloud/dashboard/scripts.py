@@ -6,7 +6,7 @@ from flask import current_app, g, request, url_for
 
 from picloud import orchestrator
 from picloud.cache import ScriptSnapshot
-from picloud.dashboard import bp, login_required, notify
+from picloud.dashboard.base import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
 from picloud.dashboard.diffs import line_diff, summary
 from picloud.dashboard.forms import ConfirmForm, ConsoleForm, ScriptForm, ScriptSettingsForm, SourceForm

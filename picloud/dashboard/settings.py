@@ -5,7 +5,7 @@ import json
 from flask import Response, g, request, url_for
 
 from picloud.auth import capabilities_of
-from picloud.dashboard import bp, login_required, notify
+from picloud.dashboard.base import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, go_to, render_tab, show_error
 from picloud.dashboard.forms import (
     AppDetailsForm,

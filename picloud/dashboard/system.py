@@ -5,7 +5,7 @@ It shows figures of every app at once, so it needs the installation-wide capabil
 from flask import current_app, render_template
 
 from picloud import db as database
-from picloud.dashboard import bp, login_required
+from picloud.dashboard.base import bp, login_required
 from picloud.metrics.heartbeat import live_processes
 
 

@@ -10,7 +10,7 @@ from wtforms import FloatField, IntegerField, SelectField, SelectMultipleField, 
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from picloud.dashboard import bp, login_required, notify
+from picloud.dashboard.base import bp, login_required, notify
 from picloud.dashboard.apps import app_page, describe_error, render_tab, script_names, show_error
 from picloud.errors import NotFound, ValidationFailed
 from picloud.manager.triggers import create_trigger, delete_trigger, update_trigger

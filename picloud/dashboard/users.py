@@ -2,7 +2,7 @@
 from flask import render_template
 
 from picloud.auth import create_user, delete_user, update_user
-from picloud.dashboard import bp, login_required, notify, render_partial_or_page
+from picloud.dashboard.base import bp, login_required, notify, render_partial_or_page
 from picloud.dashboard.forms import ConfirmForm, RoleForm, UserForm
 from picloud.errors import Conflict, NotFound, ValidationFailed
 from picloud.models import User
