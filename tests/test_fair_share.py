@@ -100,7 +100,7 @@ def local_orchestrator(settings, database):
     """An orchestrator in this process (two executors), as a server process has one."""
     running = orchestrator.init_orchestrator(settings)
     running.start()
-    executions.init_writer(settings)
+    executions.init_writer()
     yield running
     running.stop()
 
