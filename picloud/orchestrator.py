@@ -29,7 +29,7 @@ STARTUP_WAIT_SECONDS = 30
 REPLACEMENT_WAIT_SECONDS = 30
 REPLACEMENT_POLL_SECONDS = 0.02
 
-__all__ = ["Orchestrator", "Overloaded", "free_slots", "run_script"]
+__all__ = ["Orchestrator", "Overloaded", "free_slots", "may_start_now", "run_script"]
 
 
 class Orchestrator:
@@ -96,6 +96,12 @@ def current():
 def free_slots():
     """Return how many executions could start now without waiting."""
     return _current.gate.free_slots()
+
+
+def may_start_now(app_id):
+    """Tell whether a run of the app would take a slot at once (its share and limit allow it)."""
+    app = cache.app_info(app_id)
+    return _current.gate.would_admit(app_id, app.max_concurrency if app else None)
 
 
 def run_script(invocation):

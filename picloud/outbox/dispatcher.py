@@ -10,9 +10,14 @@ each keeping its database connection between events.
 
 A claim takes up to ``PREFETCH`` events per gate slot, and the next claim comes when
 no more than one per slot is left waiting: a backlog then costs one claim per batch,
-not one per event, and the runners never wait for a claim's round trip. Events are
-only claimed while the gate has a free slot or this dispatcher's own runs hold it, so
-a gate kept full by user traffic leaves events in the queue for other processes.
+not one per event, and the runners never wait for a claim's round trip. While the gate
+is full of other work, a claim takes only one event per runner: those wait their turn
+in the gate beside the requests, so user traffic cannot keep events waiting for ever,
+and the rest stay in the queue for processes with free slots.
+
+A runner takes the first claimed event whose app may start a run now (within its
+share and its ``max_concurrency``, docs/concurrency.md), so the events of an app at
+its limit wait without holding up the other apps' events queued behind them.
 
 What an attempt's outcome does (docs/api.md §9):
 
@@ -26,6 +31,7 @@ What an attempt's outcome does (docs/api.md §9):
 A run that cannot get a slot (the gate stayed full) gives its event back unchanged:
 saturation delays events, it never drops them or spends their attempts.
 """
+import collections
 import dataclasses
 import datetime
 import logging
@@ -37,7 +43,7 @@ import uuid
 
 import gevent
 import gevent.event
-import gevent.queue
+import gevent.lock
 import psycopg
 
 from picloud import cache, executions, orchestrator
@@ -70,6 +76,37 @@ _MAX_BACKOFF_SECONDS = 1.0
 _LISTEN_TIMEOUT_SECONDS = 5.0
 
 
+class ClaimedQueue:
+    """Claimed events waiting for a runner; ``get`` prefers an event whose app may start now.
+
+    ``None`` in the queue tells a runner to stop.
+    """
+
+    def __init__(self, may_start):
+        self._may_start = may_start
+        self._events = collections.deque()
+        self._ready = gevent.lock.Semaphore(0)  # counts the entries, so get() can block
+
+    def put(self, event):
+        self._events.append(event)
+        self._ready.release()
+
+    def get(self):
+        """Wait for an entry; return the first whose app may start a run now, else the oldest."""
+        self._ready.acquire()
+        for index, event in enumerate(self._events):
+            if event is None or self._may_start(event.app_id):
+                del self._events[index]
+                return event
+        return self._events.popleft()
+
+    def qsize(self):
+        return len(self._events)
+
+    def empty(self):
+        return not self._events
+
+
 class Dispatcher:
     """A service draining the outbox in this process."""
 
@@ -80,7 +117,7 @@ class Dispatcher:
         self.slot_wait_seconds = SLOT_WAIT_SECONDS
         self.rng = rng or random.Random()
         self._wake = gevent.event.Event()
-        self._queue = gevent.queue.Queue()  # claimed events waiting for a runner
+        self._queue = ClaimedQueue(orchestrator.may_start_now)
         self._unstarted = set()  # ids of claimed events not yet handed to run_script
         self._running = {}  # event id -> event, while a runner has it
         self._delivered = []  # ids of events that ran, deleted with the next claim
@@ -230,8 +267,10 @@ class Dispatcher:
         if waiting > slots:
             return 0  # enough in hand; claim when the runners are closer to empty
         running = len(self._running)
-        if orchestrator.free_slots() <= 0 and not waiting and not running:
-            return 0  # the gate is full of other work: leave the events to others
+        if orchestrator.free_slots() <= 0 and not running:
+            # The gate is full of other work: one event per runner waits its turn in
+            # it; the others are left to processes with free slots.
+            return slots - waiting
         return min(MAX_BATCH, slots * PREFETCH - waiting - running)
 
     def run_queued(self):

@@ -100,47 +100,90 @@ def test_the_next_claim_waits_until_the_runners_run_low(app, dispatcher):
 
 
 def test_delivered_events_are_deleted_soon_even_without_a_claim(app, dispatcher):
-    [event_id] = queue(app, "return 1")
+    window = orchestrator.free_slots() * PREFETCH
+    queue(app, "return 1", count=window + 1)
     dispatcher.loop()
+    first = dispatcher._queue.get()
+    dispatcher._run_one(first)
+    dispatcher.loop()  # plenty in hand: no claim, so nothing deletes the delivered event yet
+    assert OutboxEvent.select().where(OutboxEvent.id == first.id).exists()
+    dispatcher._delivered_since -= FLUSH_DELIVERED_SECONDS
+    dispatcher.loop()
+    assert not OutboxEvent.select().where(OutboxEvent.id == first.id).exists()
     dispatcher.run_queued()
+    dispatcher.flush_delivered()
+
+
+def fill_gate():
+    """Take every slot of this process's gate for two other apps; return the gate."""
     gate = orchestrator.current().gate
-    assert gate.acquire(-1, 0) and gate.acquire(-2, 0)  # two other apps' runs
+    assert gate.acquire(-1, 0) and gate.acquire(-2, 0)
+    return gate
+
+
+def empty_gate(gate):
+    gate.release(-1)
+    gate.release(-2)
+
+
+def test_a_gate_full_of_other_work_gets_one_event_per_runner_to_wait_in_it(app, dispatcher):
+    queue(app, "return 1", count=10)
+    gate = fill_gate()
     try:
-        dispatcher.loop()  # the gate is full of other work: no claim
-        assert OutboxEvent.select().where(OutboxEvent.id == event_id).exists()
-        dispatcher._delivered_since -= FLUSH_DELIVERED_SECONDS
-        dispatcher.loop()
-        assert not OutboxEvent.select().where(OutboxEvent.id == event_id).exists()
+        assert dispatcher.loop() is True
+        assert dispatcher._queue.qsize() == gate.slots  # the rest stay for other processes
     finally:
-        gate.release(-1)
-        gate.release(-2)
+        empty_gate(gate)
+    assert step(dispatcher) == 10  # the gate is free again: the rest join those in hand
+    assert OutboxEvent.select().count() == 0
 
 
 def test_a_full_gate_delays_events_and_never_drops_them(app, dispatcher):
     [event_id] = queue(app, "return 1")
-    gate = orchestrator.current().gate
-    assert gate.acquire(-1, 0) and gate.acquire(-2, 0)  # two other apps' runs
+    dispatcher.slot_wait_seconds = 0.05
+    gate = fill_gate()
     try:
-        assert step(dispatcher) == 0
-        assert OutboxEvent.get_by_id(event_id).claimed_by is None
+        assert step(dispatcher) == 1  # claimed, waited for a slot in vain, given back
+        stored = OutboxEvent.get_by_id(event_id)
+        assert (stored.claimed_by, stored.attempt) == (None, 1)
     finally:
-        gate.release(-1)
-        gate.release(-2)
+        empty_gate(gate)
     assert step(dispatcher) == 1
     assert not OutboxEvent.select().where(OutboxEvent.id == event_id).exists()
+    assert [r.status for r in execution_rows(event_id)] == ["ok"]
+
+
+def test_a_runner_passes_over_the_events_of_an_app_at_its_limit(app, dispatcher, unique):
+    capped = App.create(slug=unique("capped"), name="capped", max_concurrency=1)
+    try:
+        [capped_event] = queue(capped, "return 1")
+        [other_event] = queue(app, "return 1")
+        dispatcher.loop()
+        gate = orchestrator.current().gate
+        assert gate.acquire(capped.id, 0, limit=1)  # a run of the capped app is under way
+        try:
+            assert dispatcher._queue.get().id == other_event  # queued later, but may start
+        finally:
+            gate.release(capped.id)
+        waiting = dispatcher._queue.get()
+        assert waiting.id == capped_event
+        dispatcher._run_one(waiting)
+        dispatcher.flush_delivered()
+        assert [r.status for r in execution_rows(capped_event)] == ["ok"]
+    finally:
+        OutboxEvent.delete().execute()
+        App.delete().where(App.id == capped.id).execute()
 
 
 def test_an_event_that_cannot_get_a_slot_is_given_back_unchanged(app, dispatcher):
     [event_id] = queue(app, "return 1")
     [event] = dispatcher.claim()
-    gate = orchestrator.current().gate
     dispatcher.slot_wait_seconds = 0.05
-    assert gate.acquire(-1, 0) and gate.acquire(-2, 0)  # two other apps' runs
+    gate = fill_gate()
     try:
         assert dispatcher.deliver(event) is None
     finally:
-        gate.release(-1)
-        gate.release(-2)
+        empty_gate(gate)
     stored = OutboxEvent.get_by_id(event_id)
     assert (stored.claimed_by, stored.lease_until, stored.attempt) == (None, None, 1)
 
