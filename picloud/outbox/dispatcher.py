@@ -93,12 +93,22 @@ class ClaimedQueue:
 
     def get(self):
         """Wait for an entry; return the first whose app may start a run now, else the oldest."""
-        self._ready.acquire()
-        for index, event in enumerate(self._events):
+        self._ready.acquire()  # one entry is this caller's, whichever it ends up taking
+        while True:
+            chosen = self._choose()
+            try:
+                self._events.remove(chosen)
+                return chosen
+            except ValueError:
+                continue  # another runner took it while this one was looking
+
+    def _choose(self):
+        # Looking may yield to other greenlets (a cache miss reads the database), so
+        # look at a copy: other runners may take events meanwhile.
+        for event in list(self._events):
             if event is None or self._may_start(event.app_id):
-                del self._events[index]
                 return event
-        return self._events.popleft()
+        return self._events[0]
 
     def qsize(self):
         return len(self._events)

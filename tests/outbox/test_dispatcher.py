@@ -6,13 +6,15 @@ database: what was claimed, retried, dead-lettered, skipped or given back.
 import datetime
 import random
 import uuid
+from types import SimpleNamespace
 
+import gevent
 import pytest
 
 from picloud import executions, orchestrator
 from picloud.models import App, DeadLetter, Execution, OutboxEvent, Script, Trigger, utcnow
 from picloud.outbox import dead_letters
-from picloud.outbox.dispatcher import FLUSH_DELIVERED_SECONDS, PREFETCH, Dispatcher
+from picloud.outbox.dispatcher import FLUSH_DELIVERED_SECONDS, PREFETCH, ClaimedQueue, Dispatcher
 
 FAST = {"max_attempts": 2, "backoff": "constant", "base_delay_ms": 60_000, "max_delay_ms": 60_000, "jitter": 0}
 
@@ -269,3 +271,19 @@ def test_stopping_gives_back_events_not_yet_started(app, dispatcher):
     dispatcher.stop(timeout=5)
     stored = list(OutboxEvent.select().where(OutboxEvent.id.in_(ids)))
     assert len(stored) == 2 and all(e.claimed_by is None for e in stored)
+
+
+def test_runners_choosing_at_the_same_time_each_take_a_different_event():
+    def may_start(app_id):
+        gevent.sleep(0)  # as a cache miss reading the database would let others run
+        return app_id != "busy"
+
+    claimed = ClaimedQueue(may_start)
+    events = [SimpleNamespace(id=n, app_id="busy" if n == 0 else "free") for n in range(4)]
+    for event in events:
+        claimed.put(event)
+    taken = []  # in the order the runners got them
+    runners = [gevent.spawn(lambda: taken.append(claimed.get().id)) for _ in range(4)]
+    gevent.joinall(runners, raise_error=True)
+    assert sorted(taken) == [0, 1, 2, 3] and claimed.empty()
+    assert taken[-1] == 0  # the event of the app that may not start went last
