@@ -111,17 +111,17 @@ def bare_rate(seconds):
 def in_process_figures(seconds):
     """Return runs per second of the trivial script: (warm AppRuntime, fresh AppRuntime each run)."""
     job = {"source": TRIVIAL, "chunk_name": "bench", "limits": dict(BUILTIN_DEFAULTS), "host_api": ()}
-    globals_json = b'{"request": {"method": "GET", "path": "/", "params": {}, "query": {}, "headers": {}, "body": ""}}'
+    globals = {"request": {"method": "GET", "path": "/", "params": {}, "query": {}, "headers": {}, "body": b""}}
     warm = AppRuntime()
 
     def warm_run():
-        result, _ = warm.execute(job, globals_json, lambda *a: None, None)
+        result, _ = warm.execute(job, globals, lambda *a: None, None)
         warm.finish()
         assert result["status"] == "ok", result
 
     def fresh_run():
         runtime = AppRuntime()
-        runtime.execute(job, globals_json, lambda *a: None, None)
+        runtime.execute(job, globals, lambda *a: None, None)
         runtime.finish()
 
     return rate(warm_run, seconds), rate(fresh_run, seconds)
@@ -162,7 +162,7 @@ def hook_costs(source, repeat=7):
     warm = AppRuntime()
 
     def sandboxed():
-        result, _ = warm.execute(job, b"{}", lambda *a: None, lambda *a: ("error", b""))
+        result, _ = warm.execute(job, {}, lambda *a: None, lambda *a: ("error", b""))
         warm.finish()
         assert result["status"] == "ok", result
 

@@ -502,7 +502,7 @@ def _job_frame(job, host):
                 _job_headers.clear()
             _job_headers[key] = header
     try:
-        return protocol.frame_of(header, protocol.encode_value(job.globals))
+        return protocol.frame_of(header, protocol.encode_globals(job.globals))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"job globals must be plain JSON-like values: {exc}") from None
 

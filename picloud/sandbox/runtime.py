@@ -14,7 +14,6 @@ everything crossing the boundary is bytes, numbers, booleans or nil.
 import base64
 import collections
 import functools
-import json
 import logging
 import math
 import os
@@ -228,9 +227,11 @@ class AppRuntime:
         self.boot_bytes = int(self._finish())
         self.heap_bytes = self.boot_bytes
 
-    def execute(self, job, globals_json, on_log, on_call):
+    def execute(self, job, globals, on_log, on_call):
         """Run one job; return (result dict, response body bytes).
 
+        ``globals`` maps each global's name to a plain value (``bytes`` for raw
+        strings), as ``protocol.decode_globals`` gives them.
         ``job`` has ``source``, ``chunk_name``, ``limits``, ``host_api`` and
         optionally ``script`` (a key naming the source's version);
         ``on_log(level, message_bytes)`` receives each log line and
@@ -242,7 +243,7 @@ class AppRuntime:
         self._bridge.runtime = self._lua
         self._bridge.max_string = job["limits"]["max_string_bytes"]
         try:
-            return self._execute(job, globals_json)
+            return self._execute(job, globals)
         finally:
             # Break the cycle runtime -> callbacks -> bridge -> runtime.
             self._bridge.runtime = self._bridge.on_log = self._bridge.on_call = None
@@ -271,15 +272,16 @@ class AppRuntime:
             self._chunks.popitem(last=False)
         return compiled
 
-    def _execute(self, job, globals_json):
+    def _execute(self, job, globals):
         limits = job["limits"]
         chunk_name = chunk_name_of(job["chunk_name"])
         compiled = self._chunk(job, chunk_name)
         if isinstance(compiled, CompileError):
             return _result(Status.SCRIPT_ERROR, error=_error(compiled.message, compiled.line)), b""
         start_bytes = self._lua.get_memory_used()
+        converter = _GlobalsConverter(self._lua, self._null, limits)
         try:
-            globals_table = _GlobalsConverter(self._lua, self._null, limits).convert(globals_json)
+            globals_table = converter.convert(globals)
         except _GlobalsRefused as refused:
             return self._finish_run(refused.outcome, chunk_name, limits)
         globals_bytes = self._lua.get_memory_used() - start_bytes
@@ -288,8 +290,8 @@ class AppRuntime:
             limits["max_instructions"], limits["max_call_depth"], limits["max_string_bytes"],
             limits["max_table_entries"], limits["max_output_bytes"],
             chunk_name, compiled, globals_table,
-            # What decoding the JSON in Lua would cost, charged to the script as before.
-            len(globals_json) // 16, globals_bytes,
+            # What decoding the globals as JSON in Lua would cost, charged to the script.
+            converter.size // 16, globals_bytes,
             _host_spec(job["host_api"]),
             int.from_bytes(seed[:8], "big", signed=True), int.from_bytes(seed[8:], "big", signed=True),
         ))
@@ -397,9 +399,9 @@ class _GlobalsRefused(Exception):
 
 
 class _GlobalsConverter:
-    """Turn a job's globals (JSON text from the pool) into Lua tables.
+    """Turn a job's globals (plain Python values from the pool) into Lua tables.
 
-    Far cheaper than decoding the JSON in Lua. Only bytes, int, float, bool and
+    Far cheaper than decoding JSON in Lua. Only bytes, int, float, bool and
     the tables made here are handed to lupa: anything else would reach Lua as a
     Python object (docs/sandbox.md). Bounded as everything entering the sandbox:
     strings by max_string_bytes, tables by max_table_entries and nesting by
@@ -416,26 +418,45 @@ class _GlobalsConverter:
         self._null = null
         self._max_string = limits["max_string_bytes"]
         self._max_entries = limits["max_table_entries"]
+        # About the length of the globals as JSON text: what the script is charged.
+        self.size = 0
 
-    def convert(self, text):
-        try:
-            value = json.loads(text.decode("utf-8", "surrogateescape"))
-        except (ValueError, RecursionError) as exc:
-            raise _GlobalsRefused("internal", f"globals: {exc}") from None
-        if not isinstance(value, dict):
+    def convert(self, globals):
+        if not isinstance(globals, dict):
             raise _GlobalsRefused("internal", "globals: not an object")
-        return self._object(value, 1)
+        return self._object(globals, 1)
 
     def _object(self, items, depth):
         self._check_size(items, depth)
         table = {}
         null = self._null if depth > _FIELDS_DEPTH else None
+        max_string, size = self._max_string, 0
         for key, value in items.items():
-            key = self._string(key)
-            if value is not None:
-                table[key] = self._value(value, depth)
-            elif null is not None:
-                table[key] = null
+            # Field names and short values repeat run after run: their bytes are kept.
+            raw = _UTF8.get(key)
+            if raw is None:
+                raw = self._string(key)
+            elif len(raw) > max_string:
+                raise _GlobalsRefused("limit", "max_string_bytes")
+            size += len(raw)
+            kind = type(value)
+            if kind is str:
+                text = _UTF8.get(value)
+                if text is None:
+                    value = self._string(value)
+                elif len(text) > max_string:
+                    raise _GlobalsRefused("limit", "max_string_bytes")
+                else:
+                    size += len(text)
+                    value = text
+            elif value is None:
+                if null is None:
+                    continue
+                value = null
+            elif kind is not bool:
+                value = self._value(value, depth)
+            table[raw] = value
+        self.size += size
         return self._table_from(table)
 
     def _array(self, items, depth):
@@ -448,11 +469,14 @@ class _GlobalsConverter:
             raise _GlobalsRefused("internal", f"globals: nested deeper than {MAX_GLOBALS_DEPTH}")
         if len(container) > self._max_entries:
             raise _GlobalsRefused("limit", "max_table_entries")
+        self.size += 8 * len(container) + 2
 
     def _value(self, value, depth):
         kind = type(value)
         if kind is str:
             return self._string(value)
+        if kind is bytes:
+            return self._bytes(value)
         if kind is dict:
             return self._object(value, depth + 1)
         if kind is list:
@@ -473,13 +497,31 @@ class _GlobalsConverter:
         raise _GlobalsRefused("internal", f"globals: a {kind.__name__} is not a JSON value")
 
     def _string(self, text):
+        if type(text) is not str:
+            raise _GlobalsRefused("internal", "globals: a key is not a string")
         try:
             raw = text.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
-            raise _GlobalsRefused("internal", "globals: invalid string") from None
+            # A lone surrogate no decoder made: replaced, as JSON text would have it.
+            raw = text.encode("utf-8", "replace")
+        if len(raw) <= _UTF8_MAX_LENGTH:
+            if len(_UTF8) >= _UTF8_MAX_ENTRIES:
+                _UTF8.clear()
+            _UTF8[text] = raw
+        return self._bytes(raw)
+
+    def _bytes(self, raw):
         if len(raw) > self._max_string:
             raise _GlobalsRefused("limit", "max_string_bytes")
+        self.size += len(raw)
         return raw
+
+
+# UTF-8 of short strings seen in globals (field names, methods, header names and
+# values, slugs), kept per process: the same few repeat in every run.
+_UTF8 = {}
+_UTF8_MAX_ENTRIES = 4096
+_UTF8_MAX_LENGTH = 64
 
 
 def _values(returned):

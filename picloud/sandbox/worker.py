@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 
-from .protocol import EXIT_OUT_OF_MEMORY, Channel
+from .protocol import EXIT_OUT_OF_MEMORY, Channel, decode_globals
 from .runtime import WarmRuntimes, internal_error
 
 # RLIMIT_AS on top of what the process already maps, per job: a backstop for
@@ -107,7 +107,7 @@ class AddressSpace:
         self._current = max_memory_bytes
 
 
-def _serve(runtime, job, globals_json, channel, logs):
+def _serve(runtime, job, payload, channel, logs):
     """Run one job and send its result; return the result's status."""
     def on_call(module, fn, args_json):
         logs.send_after_logs({"t": "call", "module": module, "fn": fn}, args_json)
@@ -122,7 +122,7 @@ def _serve(runtime, job, globals_json, channel, logs):
         return reply.get("status", "abort"), str(reply.get("message", "")).encode("utf-8", "replace")
 
     try:
-        result, body = runtime.execute(job, globals_json, logs.add, on_call)
+        result, body = runtime.execute(job, decode_globals(payload), logs.add, on_call)
     except MemoryError:
         raise
     except Exception:

@@ -206,7 +206,7 @@ class Audited:
         """Run a script and audit it; return (status, reached tables, upvalue tables, scalars)."""
         job = {"source": source, "chunk_name": "main", "limits": {**BUILTIN_DEFAULTS, **limits},
                "host_api": [["kv", ["get"]]]}
-        result, _ = self.runtime.execute(job, b"{}", lambda *a: None, lambda *a: ("ok", b"null"))
+        result, _ = self.runtime.execute(job, {}, lambda *a: None, lambda *a: ("ok", b"null"))
         chunk = self.runtime._chunks[(source, b"main")]
         reached, tables, scalars = self.audit.run(chunk, self.roots)
         self.runtime.finish()
