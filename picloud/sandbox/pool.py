@@ -250,9 +250,17 @@ class _Executor:
         # The apps whose runtimes the process keeps warm, as far as this side can
         # tell (the executor drops one after a limit or internal error).
         self._warm_apps = OrderedDict()
+        # Result headers already checked, by their bytes: the runs of one script
+        # mostly end with the same ones.
+        self._results = {}
         self._decoder = protocol.FrameDecoder(
             protocol.MAX_HEADER_FROM_EXECUTOR, protocol.MAX_PAYLOAD_FROM_EXECUTOR
         )
+
+    def _remember(self, raw, result):
+        if len(self._results) >= _RESULTS_KEPT:
+            self._results.clear()
+        self._results[raw] = result
 
     def holds(self, app):
         """Tell whether this executor likely holds a warm runtime of ``app``."""
@@ -297,7 +305,8 @@ class _Executor:
 
     def await_ready(self, deadline):
         try:
-            header, _ = self._read(deadline)
+            raw, _ = self._read(deadline)
+            header = protocol.parse_header(raw)
         except (_Timeout, _Gone):
             self.kill()
             raise RuntimeError(f"executor process {self.pid} did not start") from None
@@ -327,20 +336,27 @@ class _Executor:
         try:
             self._write(frame, deadline)
             while True:
-                header, payload = self._read(deadline)
-                kind = header["t"]
-                if kind == "log":
-                    run.add_logs(header.get("entries"))
-                elif kind == "call":
-                    self._answer(run, host, header, payload, deadline)
-                elif kind == "result":
-                    run.add_logs(header.get("logs"))
-                    outcome = run.outcome(header, payload, _elapsed_ms(started))
-                    self.jobs_run += 1
-                    self._note_run(job.app, outcome.status)
-                    return outcome, True
-                else:
-                    raise ProtocolError(f"unexpected message {kind!r}")
+                raw, payload = self._read(deadline)
+                result = self._results.get(raw)
+                if result is None:
+                    header = protocol.parse_header(raw)
+                    kind = header["t"]
+                    if kind == "log":
+                        run.add_logs(header.get("entries"))
+                        continue
+                    if kind == "call":
+                        self._answer(run, host, header, payload, deadline)
+                        continue
+                    if kind != "result":
+                        raise ProtocolError(f"unexpected message {kind!r}")
+                    run.add_logs(header.get("logs", []))
+                    result = protocol.checked_result(header)
+                    if "logs" not in header and len(raw) <= _RESULT_KEPT_BYTES:
+                        self._remember(raw, result)
+                outcome = run.outcome(result, payload, _elapsed_ms(started))
+                self.jobs_run += 1
+                self._note_run(job.app, outcome.status)
+                return outcome, True
         except _Timeout:
             self.kill()
             message = f"the script did not finish within {job.timeout_seconds:g} s"
@@ -431,26 +447,17 @@ class _RunState:
             self.host_failure = f"host function {module}.{fn} failed"
             return {"t": "reply", "status": "abort", "message": self.host_failure}, b""
 
-    def outcome(self, header, body, duration_ms):
-        """Build the Outcome of a result message, validating every field."""
-        try:
-            status = Status(header.get("status"))
-        except ValueError:
-            raise ProtocolError("unknown status") from None
-        usage = protocol.usage(header.get("usage"))
-        error = protocol.error(header.get("error"))
+    def outcome(self, result, payload, duration_ms):
+        """Build the Outcome of a checked result header and its payload (usage, body)."""
+        usage, body = protocol.split_result_payload(payload)
         if self.host_failure:
             return self.failed(Status.INTERNAL_ERROR, self.host_failure, duration_ms, usage)
-        if status is Status.OK:
-            response = protocol.response(header.get("response"), body, self.limits)
-            return Outcome(status, response=response, logs=tuple(self.logs), usage=usage, duration_ms=duration_ms)
-        protocol.require(error is not None, "a failed run needs an error")
-        limit = header.get("limit")
-        if status is Status.LIMIT_EXCEEDED:
-            protocol.require(limit in KNOBS, "unknown limit")
-        else:
-            limit = None
-        return Outcome(status, error=error, limit=limit, logs=tuple(self.logs), usage=usage, duration_ms=duration_ms)
+        logs = tuple(self.logs)
+        if result.status is Status.OK:
+            response = protocol.script_response(result, body, self.limits)
+            return Outcome(Status.OK, response=response, logs=logs, usage=usage, duration_ms=duration_ms)
+        return Outcome(result.status, error=result.error, limit=result.limit, logs=logs, usage=usage,
+                       duration_ms=duration_ms)
 
     def failed(self, status, message, duration_ms, usage=None):
         return Outcome(
@@ -508,6 +515,9 @@ def _job_frame(job, host):
 
 
 _JOB_HEADER_CACHE = 512
+# Checked result headers kept per executor, and the largest one kept.
+_RESULTS_KEPT = 256
+_RESULT_KEPT_BYTES = 4096
 _job_headers = {}
 # Global names and host APIs already found valid (they are few and repeat).
 _checked_names = set()

@@ -10,7 +10,10 @@ to a host call (payload: the result as JSON text). ``marshal`` only travels this
 way: the executor trusts its parent, which sends it code anyway, and ``marshal`` is
 far cheaper than JSON for the globals of every run; the web process never reads it.
 Executor -> parent: ``ready``, ``log`` (a batch of entries), ``call`` (payload: the
-arguments as a JSON array) and ``result`` (payload: the response body).
+arguments as a JSON array) and ``result`` (payload: the usage, 16 bytes, then the
+response body). A result's header holds no per-run number, only the outcome and the
+logs not yet sent: for the runs of one script it is most often the same bytes, which
+the web process checks once.
 """
 import json
 import marshal
@@ -19,10 +22,15 @@ import os
 import re
 import struct
 
+from dataclasses import dataclass
+
 from .errors import ProtocolError
-from .outcome import ScriptResponse
+from .limits import KNOBS
+from .outcome import ScriptResponse, Status
 
 _LENGTHS = struct.Struct(">II")
+# A result's usage: instructions, peak memory bytes.
+USAGE = struct.Struct(">QQ")
 
 # Exit status of an executor process that ran out of memory mid-job.
 EXIT_OUT_OF_MEMORY = 3
@@ -90,6 +98,24 @@ def _raw_bytes(value):
     raise TypeError(f"{type(value).__name__} is not a plain value")
 
 
+def result_payload(usage, body):
+    """Return the payload of a result message: the usage, then the body."""
+    return USAGE.pack(usage["instructions"], usage["memory_peak_bytes"]) + body
+
+
+def split_result_payload(payload):
+    """Return (usage dict, body) of a result message's payload."""
+    if len(payload) < USAGE.size:
+        raise ProtocolError("a result's payload starts with its usage")
+    instructions, peak = USAGE.unpack_from(payload)
+    return {"instructions": instructions, "memory_peak_bytes": peak}, payload[USAGE.size:]
+
+
+def parse_header(data):
+    """Return the header of a frame (a JSON object with a type ``t``)."""
+    return _parse_header(data)
+
+
 def _parse_header(data):
     try:
         header = json.loads(data)
@@ -119,7 +145,11 @@ class FrameDecoder:
         return max(1, _LENGTHS.size + header_size + payload_size - len(self._buffer))
 
     def next_frame(self):
-        """Return the next complete frame, or None until more bytes arrive."""
+        """Return the next complete frame, or None until more bytes arrive.
+
+        The header comes as its raw bytes (``parse_header`` reads it): the reader
+        may know those bytes already.
+        """
         if len(self._buffer) < _LENGTHS.size:
             return None
         header_size, payload_size = _LENGTHS.unpack_from(self._buffer)
@@ -128,7 +158,7 @@ class FrameDecoder:
         end = _LENGTHS.size + header_size + payload_size
         if len(self._buffer) < end:
             return None
-        header = _parse_header(bytes(self._buffer[_LENGTHS.size:_LENGTHS.size + header_size]))
+        header = bytes(self._buffer[_LENGTHS.size:_LENGTHS.size + header_size])
         payload = bytes(self._buffer[_LENGTHS.size + header_size:end])
         del self._buffer[:end]
         return header, payload
@@ -237,13 +267,41 @@ def call_arguments(payload):
     return args
 
 
-def usage(value):
-    """Return a result's usage: instructions and peak memory, both counts."""
-    require(isinstance(value, dict), "usage must be an object")
-    instructions, peak = value.get("instructions"), value.get("memory_peak_bytes")
-    require(is_int(instructions) and instructions >= 0, "invalid instruction count")
-    require(is_int(peak) and peak >= 0, "invalid memory peak")
-    return {"instructions": instructions, "memory_peak_bytes": peak}
+@dataclass(frozen=True)
+class CheckedResult:
+    """The checked fields of a result header: what does not change from run to run."""
+
+    status: Status
+    response_status: int | None = None
+    headers: tuple = ()  # ((name, value), ...)
+    error: dict | None = None
+    limit: str | None = None
+
+
+def checked_result(header):
+    """Return the CheckedResult of a result header, validating every field."""
+    try:
+        status = Status(header.get("status"))
+    except ValueError:
+        raise ProtocolError("unknown status") from None
+    if status is Status.OK:
+        response_status, headers = response(header.get("response"))
+        return CheckedResult(status, response_status=response_status, headers=headers)
+    failure = error(header.get("error"))
+    require(failure is not None, "a failed run needs an error")
+    limit = header.get("limit")
+    if status is Status.LIMIT_EXCEEDED:
+        require(limit in KNOBS, "unknown limit")
+    else:
+        limit = None
+    return CheckedResult(status, error=failure, limit=limit)
+
+
+def script_response(result, body, limits):
+    """Return the ScriptResponse of an OK result and its body, within the job's limits."""
+    require(len(result.headers) <= limits["max_table_entries"] + 1, "too many headers")
+    require(len(body) <= limits["max_output_bytes"], "response body over the limit")
+    return ScriptResponse(status=result.response_status, headers=result.headers, body=body)
 
 
 def error(value):
@@ -257,12 +315,12 @@ def error(value):
     return {"message": message, "line": line}
 
 
-def response(value, body, limits):
-    """Return a result's ScriptResponse, within the job's limits."""
+def response(value):
+    """Return (status, header pairs) of a result's response."""
     require(isinstance(value, dict), "response must be an object")
     status, headers = value.get("status"), value.get("headers")
     require(is_int(status) and 200 <= status <= 599, "invalid response status")
-    require(isinstance(headers, list) and len(headers) <= limits["max_table_entries"] + 1, "invalid headers")
+    require(isinstance(headers, list), "invalid headers")
     pairs = []
     for pair in headers:
         require(isinstance(pair, list) and len(pair) == 2, "a header is [name, value]")
@@ -270,8 +328,7 @@ def response(value, body, limits):
         require(isinstance(name, str) and _HEADER_NAME.fullmatch(name), "invalid header name")
         require(isinstance(text, str) and not _HEADER_VALUE_BAD.search(text), "invalid header value")
         pairs.append((name, text))
-    require(len(body) <= limits["max_output_bytes"], "response body over the limit")
-    return ScriptResponse(status=status, headers=tuple(pairs), body=body)
+    return status, tuple(pairs)
 
 
 def _finite_float(text):

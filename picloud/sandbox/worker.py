@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 
+from . import protocol
 from .protocol import EXIT_OUT_OF_MEMORY, Channel, decode_globals
 from .runtime import WarmRuntimes, internal_error
 
@@ -129,8 +130,11 @@ def _serve(runtime, job, payload, channel, logs):
         # An internal error: the runtime is thrown away after it (WarmRuntimes).
         traceback.print_exc()
         result, body = internal_error("the executor failed"), b""
-    result["t"] = "result"
-    logs.send_after_logs(result, body, logs_key="logs")
+    header = {"t": "result", "status": result["status"]}
+    for field in ("response", "error", "limit"):
+        if result[field] is not None:
+            header[field] = result[field]
+    logs.send_after_logs(header, protocol.result_payload(result["usage"], body), logs_key="logs")
     return result["status"]
 
 
@@ -158,10 +162,11 @@ class LogStream:
                 self._send_pending()
 
     def send_after_logs(self, header, payload=b"", logs_key=None):
-        """Send a message after the pending log entries (inside it, as ``logs_key``)."""
+        """Send a message after the pending log entries (inside it, as ``logs_key``, if any)."""
         with self._lock:
             if logs_key:
-                header[logs_key], self._pending, self._pending_bytes = self._pending, [], 0
+                if self._pending:
+                    header[logs_key], self._pending, self._pending_bytes = self._pending, [], 0
             else:
                 self._send_pending()
             self._channel.send(header, payload)
