@@ -151,10 +151,12 @@ CASES = [
          probe_knobs={"max_memory_bytes": 8 * 1024 * 1024, "max_string_bytes": 8 * 1024 * 1024}),
     case("heap_count_is_per_run", "held = {} for i = 1, 200000 do held[i] = i end return 'ok'",
          "return collectgarbage('count') < 1024"),
+    # The probe needs 2.2M of its 3M instructions: 1M still counted from the plant
+    # would stop it. The rest is room for the meeting of probes sent together.
     case("instructions_eaten", "while true do end",
-         "local n = 0 for i = 1, 400000 do n = n + 1 end return n == 400000",
+         "local n = 0 for i = 1, 1100000 do n = n + 1 end return n == 1100000",
          plant_status=507, plant_knobs={"max_instructions": 1_000_000},
-         probe_knobs={"max_instructions": 1_000_000}),
+         probe_knobs={"max_instructions": 3_000_000}),
     case("call_depth_hit", "local function f() return 1 + f() end return f()",
          "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end return f(80) == 80",
          plant_status=507, plant_knobs={"max_call_depth": 100}, probe_knobs={"max_call_depth": 100}),
