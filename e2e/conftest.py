@@ -5,6 +5,7 @@ system Chromium (``PICLOUD_CHROMIUM``, default ``/usr/bin/chromium``).
 """
 import os
 import re
+import time
 
 import pytest
 import requests
@@ -86,3 +87,13 @@ def admin_api(live_server):
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     return session
+
+
+def wait_for_runs(live_server, slug, timeout=15, **params):
+    """Wait until the app's execution log lists a run (runs reach it off the request path)."""
+    client = admin_api(live_server)
+    deadline = time.monotonic() + timeout
+    url = f"{live_server.url}/api/v1/admin/apps/{slug}/executions"
+    while not client.get(url, params=params, timeout=10).json()["executions"]:
+        assert time.monotonic() < deadline, f"no run of {slug} was logged"
+        time.sleep(0.2)

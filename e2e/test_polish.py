@@ -5,7 +5,7 @@ import requests
 
 from playwright.sync_api import expect
 
-from e2e.conftest import ADMIN_PASSWORD, admin_api, log_in
+from e2e.conftest import ADMIN_PASSWORD, admin_api, log_in, wait_for_runs
 
 
 def test_a_role_change_asks_first_and_says_what_it_did(admin_page, live_server):
@@ -89,6 +89,7 @@ def test_copy_buttons_put_tokens_urls_and_commands_on_the_clipboard(browser, liv
     assert clipboard().startswith("curl 'http://")
 
     assert requests.get(live_server.url + "/", timeout=10).text == "Hello from PiCloud!"  # a run to open
+    wait_for_runs(live_server, "default")
     page.goto("/admin/apps/default/logs")
     page.locator("table a[href*='/logs/']").first.click()
     run_id = page.url.rsplit("/", 1)[1]

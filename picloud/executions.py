@@ -194,6 +194,8 @@ def _row(execution):
         _json(get("logs")),
         _json(get("usage")),
         _json(get("http_calls")),
+        _json(get("input")),
+        _json(get("response")),
     )
 
 

@@ -259,6 +259,8 @@ class ExecutionRecord:
     logs: tuple = ()  # ({"level", "message", "at"}, ...)
     usage: dict | None = None
     http_calls: tuple = ()  # the run's outbound requests (docs/api.md §11)
+    input: dict | None = None  # {"request": ...} or {"event": ...}, see run_input
+    response: dict | None = None  # an HTTP run's answer, see response_preview
 
     @classmethod
     def of(cls, invocation, status, **fields):
@@ -296,6 +298,8 @@ class ExecutionRecord:
                 for level, message, at in outcome.logs
             ),
             usage=dict(outcome.usage) if outcome.usage else None,
+            input=run_input(invocation.globals),
+            response=response_preview(outcome) if invocation.source in HTTP_SOURCES else None,
         )
 
     @classmethod
@@ -328,6 +332,58 @@ class ExecutionRecord:
         record["logs"] = list(self.logs)
         record["http_calls"] = list(self.http_calls)
         return record
+
+
+# What the log keeps of a run's input and answer: enough to read and to run it again,
+# bounded so a large body or event cannot bloat the log.
+PREVIEW_BYTES = 16 * 1024
+EVENT_PREVIEW_BYTES = 64 * 1024
+# Request headers whose values the log never keeps.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+def run_input(globals):
+    """Return what the log keeps of a run's ``request`` or ``event``."""
+    if "request" in globals and globals["request"] is not None:
+        request = dict(globals["request"])
+        request.pop("json", None)  # the body says it
+        request["headers"] = {
+            name: "[redacted]" if name in SECRET_HEADERS else value
+            for name, value in (request.get("headers") or {}).items()
+        }
+        request.update(_body_preview(request.get("body")))
+        return {"request": request}
+    if "event" in globals and globals["event"] is not None:
+        encoded = json.dumps(globals["event"], separators=(",", ":"), ensure_ascii=False, default=str)
+        if len(encoded.encode("utf-8")) > EVENT_PREVIEW_BYTES:
+            return {"event": None, "event_bytes": len(encoded.encode("utf-8"))}
+        return {"event": globals["event"]}
+    return None
+
+
+def response_preview(outcome):
+    """Return what the log keeps of an HTTP run's answer, or None when it failed."""
+    response = outcome.response
+    if response is None:
+        return None
+    return {
+        "status": response.status,
+        "headers": [list(pair) for pair in response.headers],
+        **_body_preview(response.body),
+    }
+
+
+def _body_preview(body):
+    """Return ``{"body", "body_bytes", "truncated", "binary"}`` for a body of bytes or text."""
+    raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else (body or b"")
+    try:
+        text, binary = raw[:PREVIEW_BYTES].decode("utf-8"), False
+    except UnicodeDecodeError as exc:
+        # Cut inside a character, or not text at all.
+        cut = raw[:PREVIEW_BYTES]
+        binary = exc.start < len(cut) - 3
+        text = cut.decode("utf-8", "replace")
+    return {"body": text, "body_bytes": len(raw), "truncated": len(raw) > PREVIEW_BYTES, "binary": binary}
 
 
 def status_text(status):

@@ -83,6 +83,16 @@ class Masker:
     def __bool__(self):
         return bool(self._pairs)
 
+    def value(self, value):
+        """Return a JSON-like value with every secret value masked in its strings."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self.value(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        return value
+
     def text(self, text):
         """Return ``text`` with every secret value masked."""
         if not isinstance(text, str):
@@ -94,7 +104,8 @@ class Masker:
 
 
 def mask_record(record, masker):
-    """Return an ExecutionRecord with secret values masked in its logs, error and outbound calls."""
+    """Return an ExecutionRecord with secret values masked in its logs, error, outbound
+    calls, input and response."""
     if not masker:
         return record
     error = record.error
@@ -108,4 +119,6 @@ def mask_record(record, masker):
             {**call, "url": masker.text(call["url"]), "error": masker.text(call["error"])}
             for call in record.http_calls
         ),
+        input=masker.value(record.input),
+        response=masker.value(record.response),
     )

@@ -67,6 +67,13 @@
     event.detail.parameters.source = editor.getValue();
   });
 
+  // The test console runs the editor's text (saved or not) while its "draft" box is ticked.
+  document.body.addEventListener("htmx:configRequest", (event) => {
+    const consoleForm = event.detail.elt.closest?.("#console form");
+    if (!consoleForm || consoleForm.elements.draft?.checked !== true) return;
+    event.detail.parameters.source = editor.getValue();
+  });
+
   let lastStatus = document.getElementById("save-status");
   document.body.addEventListener("htmx:afterSettle", () => {
     const status = document.getElementById("save-status");

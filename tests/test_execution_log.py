@@ -46,7 +46,7 @@ def test_records_wait_in_memory_until_a_loop_writes_them(writer):
     assert not Execution.select().where(Execution.id == execution["id"]).exists()
     writer.loop()
     assert writer.pending() == 0
-    assert Execution.get_by_id(execution["id"]).to_dict() == execution
+    assert Execution.get_by_id(execution["id"]).to_dict(exchange=False) == execution
 
 
 def test_a_later_record_of_the_same_run_wins(writer):

@@ -43,7 +43,7 @@ def list_executions(id_or_slug):
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = encode_cursor([last.queued_at.isoformat(), last.id])
-    return {"executions": [e.to_dict() for e in rows], "next_cursor": next_cursor}
+    return {"executions": [e.to_dict(exchange=False) for e in rows], "next_cursor": next_cursor}
 
 
 @bp.get("/admin/executions/<execution_id>")

@@ -186,6 +186,19 @@ class ConsoleForm(FlaskForm):
     query = StringField("Query string", validators=[Length(max=4000)], **TEXT)
     headers = TextAreaField("Headers", validators=[Length(max=16000)], default="")
     body = TextAreaField("JSON body", validators=[Length(max=1_048_576)], default="")
+    given = SelectField("Run with", choices=[("request", "a request"), ("event", "an event")], default="request")
+    event = TextAreaField("Event (JSON object)", validators=[Length(max=1_048_576)], default="")
+    # The editor's text, sent by the page when "draft" is on (an unsaved draft runs as is).
+    draft = BooleanField("Run the editor's text, unsaved changes included", default=True)
+    source = TextAreaField(validators=[Length(max=262_144)], default="")
+
+    def validate(self, extra_validators=None):
+        """Validate the request fields only when the run is given a request (they are not sent otherwise)."""
+        super().validate(extra_validators)
+        if self.given.data == "event":
+            for name in ("method", "route", "path", "params", "query", "headers", "body"):
+                self[name].errors = []
+        return not any(field.errors for field in self)
 
 
 class LogFilterForm(FlaskForm):
@@ -197,7 +210,7 @@ class LogFilterForm(FlaskForm):
     script = SelectField("Script", choices=[])
     status = SelectField(
         "Status",
-        choices=[("", "any status")] + [(s, s) for s in (
+        choices=[("", "any status"), ("failed", "errors only")] + [(s, s) for s in (
             "ok", "script_error", "bad_script_response", "timeout", "limit_exceeded",
             "internal_error", "skipped", "queued", "running",
         )],

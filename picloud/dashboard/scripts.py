@@ -1,6 +1,7 @@
 """The Scripts tab and the script page: editor, versions, sandbox settings, test console."""
+import dataclasses
 import json
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from flask import current_app, g, request, url_for
 
@@ -21,11 +22,13 @@ from picloud.invocation import (
 )
 from picloud.manager import scripts as manager
 from picloud.manager.routes import route_urls
-from picloud.models import Route, Script
+from picloud.models import DeadLetter, Execution, Route, Script
 from picloud.routing.match import LITERAL, match_segments, parse_path, split_request_path
 
 # How long a console run waits for a free execution slot before giving up.
 CONSOLE_WAIT_SECONDS = 5
+# Past runs and dead letters the console offers to load as its input.
+PAST_INPUTS = 15
 
 # What a new script starts from: small, runnable, and showing the globals it gets.
 SCRIPT_TEMPLATE = """\
@@ -121,7 +124,9 @@ def _script_routes(script):
 def script(app, script_id):
     """Show the script page: editor, versions, sandbox settings, routes, test console."""
     script = _get_script(app, script_id)
-    return _render_script(app, script, None, error_line=request.args.get("line", type=int))
+    console = console_form(script, formdata=None)
+    fill_console(console, app, request.args.get("run", ""))  # "Run again" from a run's page
+    return _render_script(app, script, None, error_line=request.args.get("line", type=int), console=console)
 
 
 def _render_script(app, script, partial, status=200, **context):
@@ -268,8 +273,9 @@ def delete_script(app, script_id):
 
 
 def console_form(script, **kwargs):
-    """Return the console form offering the script's routes to run it behind."""
+    """Return the console form offering the script's routes to run it behind, and its past inputs."""
     form = ConsoleForm(**kwargs)
+    form.past_inputs = past_inputs(script)
     form.routes = {str(route.id): route for route in Route.select().where(Route.script == script).order_by(Route.path)}
     form.route.choices = [("", "none: type the params")] + [
         (key, f"{route.method} {route.path}") for key, route in form.routes.items()
@@ -281,18 +287,19 @@ def console_form(script, **kwargs):
 @login_required("scripts.execute")
 @app_page
 def run_script(app, script_id):
-    """Run the saved script with a request built from the console and show the outcome."""
+    """Run the script (or the editor's unsaved draft) with the console's request or event."""
     script = _get_script(app, script_id)
     form = console_form(script)
     result = None
     status = 200
-    table = console_request(form) if form.validate_on_submit() else None
-    if table is None:
+    snapshot = console_script(form, script) if form.validate_on_submit() else None
+    globals = console_globals(form) if snapshot is not None else None
+    if globals is None:
         status = 422
     else:
         invocation = Invocation(
-            script=ScriptSnapshot.of(script),
-            globals={"request": table},
+            script=snapshot,
+            globals=globals,
             source="execute",
             wait_seconds=CONSOLE_WAIT_SECONDS,
             principal={"user_id": g.user.id, "username": g.user.username},
@@ -304,7 +311,110 @@ def run_script(app, script_id):
             form.method.errors.append("Every execution slot is busy; try again in a moment.")
         else:
             result = console_result(execution, outcome)
+            result["draft"] = snapshot.source != script.source
     return _render_script(app, script, "scripts/_console.html", status, console=form, result=result)
+
+
+@bp.get("/apps/<slug>/scripts/<id:script_id>/console")
+@login_required("scripts.execute")
+@app_page
+def load_console(app, script_id):
+    """Fill the console with a past run's request or event (``run``) or a dead letter's event."""
+    script = _get_script(app, script_id)
+    form = console_form(script, formdata=None)
+    fill_console(form, app, request.args.get("run", ""))
+    return _render_script(app, script, "scripts/_console.html", console=form)
+
+
+def console_script(form, script):
+    """Return the ScriptSnapshot the console runs: the saved script, or the editor's draft."""
+    snapshot = ScriptSnapshot.of(script)
+    draft = (form.source.data or "").replace("\r\n", "\n")
+    if not form.draft.data or not draft.strip() or draft == snapshot.source:
+        return snapshot
+    try:
+        checked = manager.checked_source(draft)
+    except ValidationFailed as exc:
+        line = exc.extra.get("line")
+        form.draft.errors.append(f"The editor's text does not compile{f' (line {line})' if line else ''}: {exc.message}")
+        return None
+    # A snapshot of its own: the warm runtime caches chunks by their source, never mixing the two.
+    return dataclasses.replace(snapshot, source=checked)
+
+
+def console_globals(form):
+    """Return the run's globals from the console (a request, or an event), or None marking the field."""
+    if form.given.data != "event":
+        table = console_request(form)
+        return None if table is None else {"request": table}
+    text = (form.event.data or "").strip()
+    try:
+        event = script_json(text.encode("utf-8")) if text else None
+    except UnholdableJSON as exc:
+        form.event.errors.append(UNHOLDABLE_JSON.format(exc))
+        return None
+    except ValueError as exc:
+        form.event.errors.append(f"Not valid JSON: {exc}")
+        return None
+    if not isinstance(event, dict):
+        form.event.errors.append('An event is a JSON object, such as {"kind": "kv", "op": "set", "key": "a"}.')
+        return None
+    return {"event": event}
+
+
+def fill_console(form, app, source):
+    """Fill the console from a past run (its execution id) or a dead letter ("dead-letter-N")."""
+    given = {}
+    if source.startswith("dead-letter-") and source.removeprefix("dead-letter-").isdigit():
+        letter = DeadLetter.get_or_none(
+            (DeadLetter.id == int(source.removeprefix("dead-letter-"))) & (DeadLetter.app == app)
+        )
+        if letter is not None:  # an async route's dead letter holds its request
+            given = {"request" if letter.source == "http" else "event": letter.event}
+    elif source:
+        execution = Execution.get_or_none((Execution.id == source) & (Execution.app_id == app.id))
+        given = (execution.input if execution is not None else None) or {}
+    if given.get("event") is not None:
+        form.given.data, form.event.data = "event", json.dumps(given["event"], indent=2, ensure_ascii=False)
+    elif given.get("request"):
+        _fill_request(form, given["request"])
+
+
+def _fill_request(form, req):
+    form.given.data = "request"
+    form.method.data = req.get("method") if req.get("method") in dict(form.method.choices) else "GET"
+    form.path.data = req.get("path") or "/"
+    form.query.data = urlencode(req.get("query") or {})
+    form.params.data = urlencode(req.get("params") or {})
+    form.headers.data = "\n".join(
+        f"{name}: {value}"
+        for name, value in sorted((req.get("headers") or {}).items())
+        if value != "[redacted]" and name not in ("content-length", "host")
+    )
+    body = req.get("body") or ""
+    form.body.data = "" if req.get("binary") or not isinstance(body, str) else body
+
+
+def past_inputs(script):
+    """Return what the console can load: (value, label) of the script's recent runs and dead letters."""
+    runs = (
+        Execution.select(Execution.id, Execution.source, Execution.status, Execution.queued_at, Execution.input)
+        .where((Execution.script_id == script.id) & Execution.input.is_null(False))
+        .order_by(Execution.queued_at.desc())
+        .limit(PAST_INPUTS)
+    )
+    choices = [
+        (run.id, f"{run.queued_at:%Y-%m-%d %H:%M:%S} · {run.source} · {run.status}")
+        for run in runs
+    ]
+    letters = (
+        DeadLetter.select(DeadLetter.id, DeadLetter.source, DeadLetter.created_at)
+        .where((DeadLetter.script_id == script.id) & (DeadLetter.app == script.app_id) & (DeadLetter.source != "http"))
+        .order_by(DeadLetter.id.desc())
+        .limit(PAST_INPUTS)
+    )
+    choices += [(f"dead-letter-{letter.id}", f"dead letter #{letter.id} · {letter.source} event") for letter in letters]
+    return choices
 
 
 def console_result(execution, outcome):

@@ -20,7 +20,7 @@ def clean_script(data):
     """Check a new script's fields and return them as stored, defaults filled in."""
     return {
         "name": _name(data.get("name")),
-        "source": _source(data.get("source")),
+        "source": checked_source(data.get("source")),
         "description": text_field("description", data.get("description"), max_length=DESCRIPTION_MAX, default=""),
         "timeout_seconds": _timeout(data.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
         "sandbox": _sandbox(data.get("sandbox")),
@@ -57,7 +57,7 @@ def update_script(script, data, user, *, new_version=False):
     if "sandbox" in data:
         changes["sandbox"] = _sandbox(data["sandbox"])
     if "source" in data:
-        source = _source(data["source"])
+        source = checked_source(data["source"])
         if source != script.source or new_version:
             changes["source"] = source
     try:
@@ -154,7 +154,8 @@ def _name(name):
     return name
 
 
-def _source(source):
+def checked_source(source):
+    """Return Lua source that may be stored and run, or raise 422 (``compile_error`` with its line)."""
     if not isinstance(source, str):
         raise ValidationFailed("source", "source must be a string of Lua.")
     if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:

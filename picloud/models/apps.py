@@ -244,6 +244,10 @@ class Execution(BaseModel):
     usage = JSONField(null=True)
     # [{method, url (no query string), status, error, duration_ms}], docs/api.md §11.
     http_calls = JSONField(null=True)
+    # What the run was given ({"request": ...} or {"event": ...}) and, for HTTP runs, what
+    # it answered ({"status", "headers", "body"}): bounded previews, see invocation.py.
+    input = JSONField(null=True)
+    response = JSONField(null=True)
 
     class Meta:
         table_name = "executions"
@@ -259,7 +263,7 @@ class Execution(BaseModel):
         "id", "app_id", "script_id", "source", "status", "http_status", "queued_at",
         "started_at", "finished_at", "duration_ms", "attempt", "trigger_id",
         "trigger_depth", "event_id", "parent_execution_id", "error", "logs", "usage",
-        "http_calls",
+        "http_calls", "input", "response",
     )
     # What started a run (docs/api.md §10).
     SOURCES = ("http", "execute", "kv", "docs", "dead_letter", "schedule")
@@ -268,11 +272,16 @@ class Execution(BaseModel):
 
     @classmethod
     def recent(cls, app, *, script_id=None, status=None, source=None):
-        """Select an app's executions, newest first, optionally filtered."""
+        """Select an app's executions, newest first, optionally filtered.
+
+        ``status`` is one status, or ``"failed"`` for every status of a failed run.
+        """
         query = cls.select().where(cls.app_id == _id_of(app))
         if script_id is not None:
             query = query.where(cls.script_id == script_id)
-        if status is not None:
+        if status == "failed":
+            query = query.where(cls.status.in_(cls.FAILED))
+        elif status is not None:
             query = query.where(cls.status == status)
         if source is not None:
             query = query.where(cls.source == source)
@@ -297,8 +306,9 @@ class Execution(BaseModel):
     def older_than(cls, moment):
         return cls.queued_at < moment
 
-    def to_dict(self):
-        return {
+    def to_dict(self, *, exchange=True):
+        """Return the API shape; listings leave out the run's ``input`` and ``response``."""
+        record = {
             "id": self.id,
             "app_id": self.app_id,
             "script_id": self.script_id,
@@ -319,6 +329,9 @@ class Execution(BaseModel):
             "usage": self.usage,
             "http_calls": self.http_calls or [],
         }
+        if exchange:
+            record.update(input=self.input, response=self.response)
+        return record
 
 
 class ConfigVersion(BaseModel):

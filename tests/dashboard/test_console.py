@@ -1,6 +1,7 @@
 """The script page's test console: runs behind a route with its params, and the JSON policy
 of ``POST /api/v1/execute`` (docs/api.md §6)."""
 import html
+import time
 
 import pytest
 
@@ -88,3 +89,68 @@ def test_json_a_script_cannot_hold_is_refused_like_execute(dash, admin, server, 
     assert executed.status_code == 400 and executed.json()["error"]["code"] == "bad_request"
     assert reason in executed.json()["error"]["message"]
     assert "Traceback" not in server.log_path.read_bytes()[logged:].decode("utf-8", "replace")
+
+
+# The editor's draft, events, and inputs loaded from past runs ----------------------------
+
+
+def test_the_console_runs_the_editors_unsaved_draft(dash, greeter):
+    draft = 'return "draft saw " .. request.method'
+    ran = run(dash, greeter, method="PUT", path="/x", draft="y", source=draft)
+    assert ran.status_code == 200, ran.text
+    assert response_body(ran.text) == "draft saw PUT"
+    assert "Ran the editor's unsaved text" in ran.text
+    script = greeter["script"]
+    assert type(script).get_by_id(script.id).source == GREETER  # nothing saved
+    saved = run(dash, greeter, route=str(greeter["route"].id), path="/hello/pi", draft="y", source=GREETER)
+    assert response_body(saved.text) == "pi at /hello/pi by GET" and "unsaved text" not in saved.text
+
+
+def test_a_draft_that_does_not_compile_is_refused_at_its_line(dash, greeter):
+    ran = run(dash, greeter, draft="y", source="return (\n")
+    assert ran.status_code == 422
+    assert "The editor&#39;s text does not compile (line 2)" in ran.text
+    assert "console-result" not in ran.text
+
+
+def test_the_console_runs_a_script_with_an_event(dash, new_app, new_script):
+    slug = new_app()
+    script = new_script(slug, "handler")
+    source = 'return event.kind .. " " .. event.op .. " " .. event.key .. " " .. event.value.total'
+    assert dash.post(f"/admin/apps/{slug}/scripts/{script.id}/source", {"source": source}, htmx=True).status_code == 200
+    url = f"/admin/apps/{slug}/scripts/{script.id}/run"
+    event = '{"kind": "kv", "op": "set", "key": "orders/1", "value": {"total": 12}}'
+    ran = dash.post(url, {"given": "event", "event": event}, htmx=True)
+    assert ran.status_code == 200, ran.text
+    assert response_body(ran.text) == "kv set orders/1 12"
+    for bad, message in (("[1, 2]", "An event is a JSON object"), ("{oops", "Not valid JSON"), ("NaN", "cannot hold")):
+        refused = dash.post(url, {"given": "event", "event": bad}, htmx=True)
+        assert refused.status_code == 422 and message in refused.text, bad
+
+
+def test_a_past_run_or_dead_letter_loads_into_the_console(dash, greeter, database):
+    from picloud.models import App, DeadLetter
+
+    ran = run(dash, greeter, route=str(greeter["route"].id), path="/hello/ada", query="x=1",
+              headers="X-Trace: t-9\nAuthorization: Bearer secret")
+    execution_id = ran.text.split('href="/admin/apps/')[1].split("/logs/")[1].split('"')[0]
+    base = f"/admin/apps/{greeter['slug']}/scripts/{greeter['script'].id}"
+    deadline = time.monotonic() + 10
+    while execution_id not in dash.get(base).text:  # the run reaches the log off the request path
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    loaded = dash.get(f"{base}/console", params={"run": execution_id}, htmx=True).text
+    assert 'value="/hello/ada"' in loaded and 'value="x=1"' in loaded and 'value="name=ada"' in loaded
+    assert "x-trace: t-9" in loaded and "secret" not in loaded  # redacted headers stay out
+    page = dash.get(base, params={"run": execution_id}).text  # "Run again" from the run's page
+    assert 'value="/hello/ada"' in page
+
+    app = App.get(App.slug == greeter["slug"])
+    letter = DeadLetter.create(
+        app=app, source="kv", script_id=greeter["script"].id, event={"kind": "kv", "op": "delete", "key": "k"},
+        event_id="e", attempts=5, last_error={"message": "no"},
+    )
+    offered = dash.get(base).text
+    assert f'value="dead-letter-{letter.id}"' in offered
+    from_letter = dash.get(f"{base}/console", params={"run": f"dead-letter-{letter.id}"}, htmx=True).text
+    assert '<option selected value="event">' in from_letter and "&#34;op&#34;: &#34;delete&#34;" in from_letter
