@@ -84,7 +84,11 @@ def set_up(base_url):
 
 
 def queue_backlog(api, writer, runs, keys_per_run, clients):
-    """Run the writer ``runs`` times from ``clients`` threads; return the seconds taken."""
+    """Run the writer ``runs`` times from ``clients`` threads; return the seconds taken.
+
+    A run answered 503 is tried again: the keys it set before failing still count, so
+    at least ``runs × keys_per_run`` events are queued.
+    """
     pending = iter(range(runs))
     lock = threading.Lock()
     failures = []
@@ -95,7 +99,11 @@ def queue_backlog(api, writer, runs, keys_per_run, clients):
             with lock:
                 if next(pending, None) is None:
                     return
-            status, body = api.call("POST", f"/api/v1/execute/{writer['id']}", {"keys": keys_per_run})
+            for _ in range(5):  # a 503 (the database busy, no slot) is worth another try
+                status, body = api.call("POST", f"/api/v1/execute/{writer['id']}", {"keys": keys_per_run})
+                if status != 503:
+                    break
+                time.sleep(1)
             if status >= 300:
                 failures.append((status, body))
 
