@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from picloud.db import db, is_postgres
+from picloud.db import db, is_postgres, write_transaction
 from picloud.models import App, Script
 from picloud.models.apps import ConfigVersion
 from picloud.services import services
@@ -92,21 +92,17 @@ cache = ConfigCache()
 @contextlib.contextmanager
 def config_change():
     """Run a block as one transaction that every process's cache will notice."""
-    if is_postgres():
-        with db.atomic():
+    with write_transaction():
+        if is_postgres():
             # Serialise configuration changes between processes: every check-then-write
-            # in the manager (slugs, conflicts, claims) then sees committed state.
+            # in the manager (slugs, conflicts, claims) then sees committed state. On
+            # SQLite the write transaction holds the file's write lock, to the same effect.
             db.execute_sql("SELECT pg_advisory_xact_lock(7419231)")
-            yield
-            ConfigVersion.bump()
+        yield
+        ConfigVersion.bump()
+        if db.notifies:
             db.execute_sql("SELECT pg_notify(%s, '')", (CHANNEL,))
-            db.after_commit(cache.invalidate)
-    else:
-        # IMMEDIATE takes SQLite's write lock up front, with the same effect.
-        with db.atomic("IMMEDIATE") if db.transaction_depth() == 0 else db.atomic():
-            yield
-            ConfigVersion.bump()
-            db.after_commit(cache.invalidate)
+        db.after_commit(cache.invalidate)
     cache.invalidate()
 
 
@@ -155,7 +151,7 @@ class ConfigListener:
 
 def init_app(app):
     """Register the LISTEN connection that drops the cache on another process's change."""
-    if is_postgres():
+    if db.notifies:
         services(app).add(ConfigListener(db.obj.url))
 
 

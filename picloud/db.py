@@ -1,9 +1,19 @@
-"""The database: the one module that knows SQLite from PostgreSQL.
+"""The database: connections, and one class per database for what differs between them.
 
 ``db`` is a peewee proxy that models bind to; ``init_db`` points it at the database
 named by ``DATABASE_URL``. On PostgreSQL connections come from ``ConnectionPool``; a
 peewee "connect" borrows one and "close" gives it back. psycopg 3 cooperates with gevent
 once the standard library is patched, so a slow query never blocks other greenlets.
+
+``PooledPostgresDatabase`` and ``LocalSqliteDatabase`` answer the differences every
+writer shares, as huey's storage classes do: how a write transaction begins
+(``write_transaction``), how a read locks rows (``lock_rows``) and whether a ``NOTIFY``
+reaches other processes (``notifies``). Statements whose SQL differs sit beside the
+queries they belong to, each choosing by ``is_postgres()``: claiming outbox events
+(``outbox/claims.py``), the outbox insert (``outbox/__init__.py``), the KV write path
+(``data/kv.py``), document filters and sorts (``data/docs.py``), the configuration
+lock (``cache.py``), the token lookup (``auth``) and the log writer's timestamps
+(``executions.py``).
 
 This module also tells which database failures a client may simply retry
 (``failure_of``): the server is unreachable or busy, or the disk is full.
@@ -221,6 +231,10 @@ def check_idle_connection(conn):
 class PooledPostgresDatabase(Psycopg3Database):
     """PostgreSQL through a ConnectionPool."""
 
+    label = "PostgreSQL"
+    # NOTIFY reaches every LISTEN connection, other processes' included, at commit.
+    notifies = True
+
     def __init__(self, url, *, max_size=10, **kwargs):
         super().__init__(url, **kwargs)
         # peewee holds one process-wide lock around connect and close. A greenlet
@@ -241,6 +255,14 @@ class PooledPostgresDatabase(Psycopg3Database):
     def close_pool(self):
         self.pool.close()
 
+    def write_transaction(self):
+        """Open a transaction that will write; its writers lock the rows they change."""
+        return self.atomic()
+
+    def lock_rows(self, query):
+        """Return ``query`` locking the rows it reads until the transaction ends."""
+        return query.for_update()
+
 
 class LocalSqliteDatabase(peewee.SqliteDatabase):
     """SQLite in a file, knowing whether the disk under it has room for writes.
@@ -249,6 +271,10 @@ class LocalSqliteDatabase(peewee.SqliteDatabase):
     file's filesystem has FREE_SPACE_MARGIN_BYTES free again, looked at no more often
     than every SPACE_CHECK_SECONDS.
     """
+
+    label = "SQLite"
+    # No NOTIFY: a writer wakes its own process's dispatcher; others poll.
+    notifies = False
 
     def __init__(self, path, **kwargs):
         super().__init__(path, **kwargs)
@@ -301,6 +327,19 @@ class LocalSqliteDatabase(peewee.SqliteDatabase):
         if failure_of(exc) == STORAGE_FULL:
             self.note_storage_full()
 
+    def write_transaction(self):
+        """Open a transaction that will write (a savepoint inside an open one).
+
+        It begins IMMEDIATE, taking the write lock up front: a read-then-write (``kv.incr``)
+        can neither lose an update nor fail on lock upgrade, and a transaction that read
+        first waits its turn instead of failing at its first write.
+        """
+        return self.atomic("IMMEDIATE") if self.transaction_depth() == 0 else self.atomic()
+
+    def lock_rows(self, query):
+        """Return ``query`` as it is: the IMMEDIATE transaction holds the whole file."""
+        return query
+
 
 def is_write(sql):
     """Tell whether an SQL statement writes."""
@@ -337,8 +376,13 @@ def init_db(url):
 
 
 def is_postgres():
-    """Tell whether the bound database is PostgreSQL."""
+    """Tell whether the bound database is PostgreSQL (to pick a statement's SQL)."""
     return isinstance(db.obj, peewee.PostgresqlDatabase)
+
+
+def write_transaction():
+    """Open a transaction that will write, as the bound database begins one."""
+    return db.obj.write_transaction()
 
 
 def close_db():

@@ -22,9 +22,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from picloud.db import db
+from picloud.db import db, write_transaction
 from picloud.models import DeadLetter, Execution, RunHour, ScheduleTick, utcnow
-from picloud.outbox.claims import write_transaction
 from picloud.services import services
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,6 @@
 Every view declares the capability it needs with ``@requires``; the caller is the
 user of the ``Authorization: Bearer`` token.
 """
-import base64
 import functools
 import json
 import re
@@ -12,6 +11,7 @@ from flask import Blueprint, g, request
 from werkzeug.routing import IntegerConverter
 
 from picloud.auth import capabilities_of, user_for_token
+from picloud.cursor import decode_cursor, encode_cursor
 from picloud.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed
 from picloud.manager import is_id
 
@@ -90,19 +90,6 @@ def limit_arg():
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed("limit", f"limit must be between 1 and {MAX_LIMIT}.")
     return limit
-
-
-def encode_cursor(value):
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-
-def decode_cursor(raw):
-    """Decode an opaque cursor, or raise 422 with field ``cursor``."""
-    try:
-        padded = raw + "=" * (-len(raw) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, TypeError):
-        raise ValidationFailed("cursor", "cursor is not valid.") from None
 
 
 def paginate(query, key, *, descending=False):

@@ -5,7 +5,8 @@ import uuid
 from flask import request
 
 from picloud import executions
-from picloud.admin_api.base import bp, decode_cursor, encode_cursor, limit_arg, requires
+from picloud.admin_api.base import bp, limit_arg, requires
+from picloud.cursor import decode_cursor, encode_cursor
 from picloud.errors import NotFound, ValidationFailed
 from picloud.manager import is_id
 from picloud.manager.apps import resolve_app

@@ -248,9 +248,7 @@ def delete_user(user):
 def _ensure_other_admin(user):
     # Lock the admin rows so two concurrent demotions cannot both pass the check.
     query = User.admins().where(User.id != user.id)
-    if is_postgres():
-        query = query.for_update()
-    if not query.exists():
+    if not db.lock_rows(query).exists():
         raise Conflict("PiCloud needs at least one admin.", code="last_admin")
 
 

@@ -17,7 +17,7 @@ def system():
     return render_template(
         "system/index.html",
         section="system",
-        backend="PostgreSQL" if database.is_postgres() else "SQLite",
+        backend=database.db.label,
         size=database.database_bytes(),
         tables=database.table_sizes(),
         processes=list(live_processes()),

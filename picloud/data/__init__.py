@@ -24,14 +24,10 @@ Document queries (``docs.find`` and ``docs.count`` in Lua):
   null, false, true, numbers, strings (by code point), arrays and objects; ties go by
   ``_id``. A cursor is only valid with the sort it was made with.
 """
-import base64
-import binascii
 import dataclasses
-import json
 import math
 import re
 
-from picloud.db import db, is_postgres
 from picloud.errors import PayloadTooLarge, ValidationFailed
 from picloud.models.data import compact_json
 from picloud.outbox import emit_data_event, watching_triggers
@@ -135,40 +131,6 @@ def encode_value(value, max_bytes, field="value", *, allow_nul=True):
             max_bytes=max_bytes,
         )
     return text
-
-
-def encode_cursor(position):
-    """Make an opaque cursor of a JSON-encodable position."""
-    raw = json.dumps(position, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def decode_cursor(cursor):
-    """Return the position in a cursor; 422 with field ``cursor`` when it is not one."""
-    if not isinstance(cursor, str) or len(cursor) > 4096:
-        raise ValidationFailed("cursor", "The cursor is not valid.")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error):
-        raise ValidationFailed("cursor", "The cursor is not valid.") from None
-
-
-def write_transaction():
-    """Open the transaction of one mutation.
-
-    On SQLite it starts IMMEDIATE, taking the write lock at once: a read-then-write
-    (``kv.incr``) can then neither lose an update nor deadlock on lock upgrade. On
-    PostgreSQL the stores lock the row they change with ``FOR UPDATE`` instead.
-    """
-    if is_postgres() or db.in_transaction():
-        return db.atomic()
-    return db.atomic("IMMEDIATE")
-
-
-def locked(query):
-    """Return ``query`` locking the rows it reads until the transaction ends."""
-    return query.for_update() if is_postgres() else query
 
 
 def watching(app_id, kind, op, name):

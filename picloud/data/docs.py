@@ -22,15 +22,12 @@ from picloud.data import (
     check_json,
     check_key,
     check_limit,
-    decode_cursor,
     emit_event,
-    encode_cursor,
     encode_value,
-    locked,
     watching,
-    write_transaction,
 )
-from picloud.db import db, is_postgres
+from picloud.cursor import decode_cursor, encode_cursor
+from picloud.db import db, is_postgres, write_transaction
 from picloud.errors import Conflict, ValidationFailed
 from picloud.models import isoformat, utcnow
 from picloud.models.data import Document, canonical_json
@@ -110,7 +107,7 @@ class DocStore:
             )
             return doc if updated else None
         with write_transaction():
-            previous = locked(Document.lookup(self.app_id, collection, doc_id)).first()
+            previous = db.lock_rows(Document.lookup(self.app_id, collection, doc_id)).first()
             if previous is None:
                 return None
             Document.update(data=doc, updated_at=now).where(Document.id == previous.id).execute()
@@ -135,7 +132,7 @@ class DocStore:
             )
             return bool(deleted)
         with write_transaction():
-            previous = locked(Document.lookup(self.app_id, collection, doc_id)).first()
+            previous = db.lock_rows(Document.lookup(self.app_id, collection, doc_id)).first()
             if previous is None:
                 return False
             Document.delete().where(Document.id == previous.id).execute()
@@ -221,7 +218,7 @@ class DocStore:
 
 def _insert_document(app_id, collection, doc_id, doc, now):
     """Insert one document row (plain SQL: scripts' inserts are a hot path)."""
-    p = "%s" if is_postgres() else "?"
+    p = db.param
     data = "CAST(%s AS jsonb)" if is_postgres() else "?"
     db.execute_sql(
         "INSERT INTO documents (app_id, collection, doc_id, data, created_at, updated_at)"

@@ -14,14 +14,12 @@ from picloud.data import (
     ADMIN,
     check_key,
     check_limit,
-    decode_cursor,
     emit_event,
-    encode_cursor,
     encode_value,
     watching,
-    write_transaction,
 )
-from picloud.db import db, is_postgres
+from picloud.cursor import decode_cursor, encode_cursor
+from picloud.db import db, is_postgres, write_transaction
 from picloud.errors import ValidationFailed
 from picloud.models import isoformat, utcnow
 from picloud.models.data import KVEntry, compact_json

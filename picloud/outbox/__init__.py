@@ -21,11 +21,10 @@ import json
 import uuid
 
 from picloud import cache
-from picloud.db import db, is_postgres
+from picloud.db import db, is_postgres, write_transaction
 from picloud.invocation import ExecutionRecord
 from picloud.models import Execution, isoformat, utcnow
 from picloud.models.outbox import TRIGGER_OPS
-from picloud.outbox.claims import write_transaction
 from picloud.outbox.retry import validate_retry
 
 CHANNEL = "picloud_outbox"
@@ -152,7 +151,7 @@ def insert_events(rows):
                 value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
             params.append(value)
     db.execute_sql(_insert_sql(len(rows), is_postgres()), params)
-    if not is_postgres():
+    if not db.notifies:
         wake()
 
 
@@ -292,7 +291,7 @@ def record_queued(record):
 
 def announce():
     """Tell dispatchers that events will be due once the current transaction commits."""
-    if is_postgres():
+    if db.notifies:
         db.execute_sql(f"NOTIFY {CHANNEL}")
     else:
         wake()

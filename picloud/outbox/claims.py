@@ -1,4 +1,4 @@
-"""Claiming due outbox events, the one place that knows how SQLite and PostgreSQL differ.
+"""Claiming due outbox events: one statement per database, chosen by ``is_postgres()``.
 
 A claim stamps events with the claiming process's id and a lease. While the lease runs,
 no other process claims them; a process that dies leaves its leases to expire, and its
@@ -8,7 +8,7 @@ events are claimed again. Every later write of a claimed event is guarded by
 import dataclasses
 import datetime
 
-from picloud.db import db, is_postgres
+from picloud.db import db, is_postgres, write_transaction
 from picloud.models import OutboxEvent, utcnow
 
 LEASE_SECONDS = 30
@@ -78,18 +78,6 @@ _CLAIM_SQLITE = f"""
     )
     RETURNING {_COLUMNS}
 """
-
-
-def write_transaction():
-    """Open a transaction that will write.
-
-    On SQLite a plain BEGIN defers taking the write lock to the first write, and a
-    transaction that read first may then fail at once instead of waiting its turn;
-    BEGIN IMMEDIATE waits for the lock up front.
-    """
-    if is_postgres():
-        return db.atomic()
-    return db.atomic(lock_type="IMMEDIATE")
 
 
 def lease_end(now=None):

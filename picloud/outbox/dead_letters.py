@@ -7,11 +7,11 @@ resolution (``handled`` or ``handler_failed``).
 """
 import uuid
 
+from picloud.db import write_transaction
 from picloud.errors import Conflict, ValidationFailed
 from picloud.manager import is_id
 from picloud.models import DeadLetter, OutboxEvent, Script, Trigger, utcnow
 from picloud.outbox import announce, first_attempt_row, insert_events
-from picloud.outbox.claims import write_transaction
 from picloud.outbox.retry import validate_retry
 
 # Purged in slices so one housekeeping pass never holds a long write lock.

@@ -47,12 +47,11 @@ import gevent.lock
 import psycopg
 
 from picloud import cache, executions, orchestrator
-from picloud.db import connection, db, failure_of, is_postgres
+from picloud.db import connection, db, failure_of, write_transaction
 from picloud.invocation import ExecutionRecord, Invocation
 from picloud.models import OutboxEvent, utcnow
 from picloud.outbox import CHANNEL, record_queued, runnable_request, set_dispatcher
 from picloud.outbox import claims
-from picloud.outbox.claims import write_transaction
 from picloud.outbox.dead_letters import bury, record_handler_result
 from picloud.outbox.retry import has_attempts_left, next_delay_ms
 from picloud.sandbox import Overloaded
@@ -149,7 +148,7 @@ class Dispatcher:
         # event to the next.
         self._runners = [gevent.spawn(self._runner) for _ in range(self.settings.executor_processes)]
         self._greenlet = gevent.spawn(self._run)
-        if is_postgres():
+        if db.notifies:
             self._listener = gevent.spawn(self._listen)
         set_dispatcher(self)
 

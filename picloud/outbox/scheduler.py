@@ -17,10 +17,9 @@ import uuid
 
 from peewee import IntegrityError
 
-from picloud.db import db
+from picloud.db import db, write_transaction
 from picloud.models import ScheduleTick, Trigger, isoformat, utcnow
 from picloud.outbox import first_attempt_row, insert_events
-from picloud.outbox.claims import write_transaction
 from picloud.outbox.schedule import parse_schedule
 from picloud.services import services
 
