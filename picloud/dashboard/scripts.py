@@ -348,18 +348,28 @@ def console_globals(form):
         table = console_request(form)
         return None if table is None else {"request": table}
     text = (form.event.data or "").strip()
-    try:
-        event = script_json(text.encode("utf-8")) if text else None
-    except UnholdableJSON as exc:
-        form.event.errors.append(UNHOLDABLE_JSON.format(exc))
-        return None
-    except ValueError as exc:
-        form.event.errors.append(f"Not valid JSON: {exc}")
+    event = _decoded_json(form.event, text.encode("utf-8")) if text else None
+    if event is REFUSED:
         return None
     if not isinstance(event, dict):
         form.event.errors.append('An event is a JSON object, such as {"kind": "kv", "op": "set", "key": "a"}.')
         return None
     return {"event": event}
+
+
+# What _decoded_json returns for JSON the console refuses (None is JSON's null).
+REFUSED = object()
+
+
+def _decoded_json(field, raw):
+    """Return a console field's JSON as a script can hold it, or REFUSED with the error on the field."""
+    try:
+        return script_json(raw)
+    except UnholdableJSON as exc:
+        field.errors.append(UNHOLDABLE_JSON.format(exc))
+    except ValueError as exc:
+        field.errors.append(f"Not valid JSON: {exc}")
+    return REFUSED
 
 
 def fill_console(form, app, source):
@@ -460,13 +470,8 @@ def console_request(form):
     body = (form.body.data or "").encode("utf-8")
     decoded = None
     if body.strip():
-        try:
-            decoded = script_json(body)
-        except UnholdableJSON as exc:
-            form.body.errors.append(UNHOLDABLE_JSON.format(exc))
-            return None
-        except ValueError as exc:
-            form.body.errors.append(f"Not valid JSON: {exc}")
+        decoded = _decoded_json(form.body, body)
+        if decoded is REFUSED:
             return None
         headers.setdefault("content-type", "application/json")
     path = form.path.data if form.path.data.startswith("/") else "/" + form.path.data
