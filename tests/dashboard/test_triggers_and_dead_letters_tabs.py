@@ -7,6 +7,7 @@ import pytest
 
 from tests.admin_api.test_dead_letters import make_dead_letters
 from tests.conftest import ADMIN_PASSWORD
+from tests.support.apps import other_site, site  # noqa: F401  (fixtures)
 from tests.support.dashboard import Dashboard, selected_tab
 
 

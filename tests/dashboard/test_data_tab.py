@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import ADMIN_PASSWORD
 from tests.data.conftest import add_trigger, docs_url, kv_url, wait_for
+from tests.support.apps import other_site, site  # noqa: F401  (fixtures)
 from tests.support.dashboard import Dashboard
 
 

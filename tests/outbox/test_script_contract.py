@@ -626,7 +626,8 @@ def test_an_async_run_gets_the_request_and_its_event_id(site):
     response = site.call("/async/7?q=1", method="POST", json={"n": None, "m": 1}, headers={"X-A": "b"})
     assert response.status_code == 202, response.text
     record = seen(site, "async")
-    assert kv_get(site, "request") == {
+    # The script stores the request after the record ``seen`` waits for.
+    assert wait_for(lambda: kv_get(site, "request"), what="the stored request") == {
         "method": "POST", "path": "/async/7", "host": site.host, "params": {"id": "7"}, "query": {"q": "1"},
         "json": {"n": None, "m": 1}, "header": "b", "body": '{"n": null, "m": 1}',
     }
