@@ -19,7 +19,7 @@ import uuid
 from urllib.parse import parse_qsl
 
 from picloud.cache import ScriptSnapshot
-from picloud.errors import BadRequest, PiCloudError
+from picloud.errors import BadRequest, DatabaseUnavailable, PiCloudError, StorageFull
 from picloud.models import isoformat, utcnow
 from picloud.sandbox import MAX_GLOBALS_DEPTH
 
@@ -422,16 +422,26 @@ ERRORS = {
 }
 
 
+# Platform failures a caller may retry (Outcome.cause), answered as on every endpoint.
+RETRYABLE = {"database_unavailable": DatabaseUnavailable, "storage_full": StorageFull}
+
+
 def http_status_of(outcome):
     """Return the HTTP status a sync caller gets for an outcome."""
     status = status_text(outcome.status)
     if status == "ok":
         return outcome.response.status if outcome.response is not None else 204
+    if outcome.cause in RETRYABLE:
+        return RETRYABLE[outcome.cause].status
     return ERRORS.get(status, ERRORS["internal_error"])[0]
 
 
 def outcome_error(execution, outcome):
     """Return the PiCloudError a sync caller gets for a failed outcome."""
+    if outcome.cause in RETRYABLE:
+        error = RETRYABLE[outcome.cause]()
+        error.extra["execution_id"] = execution.id
+        return error
     status = status_text(outcome.status)
     code = status if status in ERRORS else "internal_error"
     http_status, message = ERRORS[code]

@@ -6,12 +6,14 @@ dispatcher — takes a slot of one fair gate sized like the executor pool
 keep-alive connections starve each other, and no app keeps the others waiting. A sync
 request waits at most ``PICLOUD_QUEUE_WAIT_MS`` for its slot.
 """
+import dataclasses
 import logging
 import threading
 import time
 
 from picloud import cache, executions, sandbox
 from picloud.data.host import HOST_API, script_host
+from picloud.db import STORAGE_FULL, UNAVAILABLE, failure_of
 from picloud.egress.client import EgressClient
 from picloud.gate import FairGate
 from picloud.invocation import ExecutionRecord, status_text
@@ -125,7 +127,8 @@ def run_script(invocation):
         limits=limits,
         timeout_seconds=script.timeout_seconds,
     )
-    host_api, host = _script_host(script.app_id, ctx, orchestrator.settings.max_value_bytes, reach)
+    database_failures = []
+    host_api, host = _script_host(script.app_id, ctx, orchestrator.settings.max_value_bytes, reach, database_failures)
     job = ExecutionJob(
         source=script.source,
         chunk_name=script.name,
@@ -156,13 +159,31 @@ def run_script(invocation):
         outcome = Outcome(Status.INTERNAL_ERROR, error={"message": "The executor failed.", "line": None})
     finally:
         orchestrator.release(script.app_id, outcome)
+    if database_failures and outcome.status is Status.INTERNAL_ERROR:
+        outcome = _database_failed(outcome, database_failures[0])
     execution = reach.complete(ExecutionRecord.finished(invocation, outcome, started_at))
     executions.record(execution)
     return execution, outcome
 
 
-def _script_host(app_id, ctx, max_value_bytes, reach):
-    """Return the (host_api, host callable) of one run: its data plane and its reach."""
+# What a run that met a database failure records, and the cause callers answer by.
+_DATABASE_FAILED = {
+    UNAVAILABLE: ("database_unavailable", "The database was unavailable during the run."),
+    STORAGE_FULL: ("storage_full", "The server's disk was full during the run; its write was not saved."),
+}
+
+
+def _database_failed(outcome, kind):
+    cause, message = _DATABASE_FAILED[kind]
+    return dataclasses.replace(outcome, cause=cause, error={"message": message, "line": None})
+
+
+def _script_host(app_id, ctx, max_value_bytes, reach, database_failures):
+    """Return the (host_api, host callable) of one run: its data plane and its reach.
+
+    A data call that meets an outage or a full disk notes it in ``database_failures``:
+    the run then fails as the platform's, and a caller is told it may retry.
+    """
     made = None
 
     # Most runs call no host function: build the data plane's stores on the first call.
@@ -170,9 +191,15 @@ def _script_host(app_id, ctx, max_value_bytes, reach):
         nonlocal made
         if module in REACH_MODULES:
             return reach.host(module, fn, args)
-        if made is None:
-            _, made = script_host(app_id, ctx, max_value_bytes=max_value_bytes)
-        return made(module, fn, args)
+        try:
+            if made is None:
+                _, made = script_host(app_id, ctx, max_value_bytes=max_value_bytes)
+            return made(module, fn, args)
+        except Exception as exc:
+            kind = failure_of(exc)
+            if kind is not None:
+                database_failures.append(kind)
+            raise
 
     return HOST_API + REACH_API, host
 

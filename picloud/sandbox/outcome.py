@@ -62,3 +62,6 @@ class Outcome:
     logs: tuple = ()  # ((level, message, at), ...); level info|warn|error, at unix time
     usage: dict = field(default_factory=lambda: {"instructions": 0, "memory_peak_bytes": 0})
     duration_ms: float = 0.0
+    # For INTERNAL_ERROR: what failed outside the script when it was a failure a caller
+    # may retry ("database_unavailable", "storage_full"), as the web process tells.
+    cause: str | None = None

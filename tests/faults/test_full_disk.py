@@ -59,6 +59,17 @@ def fill(directory):
     return filler
 
 
+def add_writing_route(admin):
+    """Give the default app POST /write, whose script writes a large KV value."""
+    app_id = admin.get("/api/v1/admin/apps/default").json()["id"]
+    source = f'kv.set("from-script", string.rep("w", {len(VALUE)}))\nreturn "written"'
+    script = admin.post("/api/v1/admin/scripts", json={"app_id": app_id, "name": "writer", "source": source})
+    assert script.status_code == 201, script.text
+    route = admin.post("/api/v1/admin/apps/default/routes",
+                       json={"method": "POST", "path": "/write", "script_id": script.json()["id"]})
+    assert route.status_code == 201, route.text
+
+
 def write_until_refused(admin):
     """PUT large KV values until one is refused; return that response."""
     for n in range(200):
@@ -110,11 +121,16 @@ def test_a_full_disk_is_reported_survives_a_restart_and_recovers(small_disk, tmp
     try:
         admin = login(server.url, "admin", ADMIN_PASSWORD)
         assert admin.put("/api/v1/admin/apps/default/kv/kept", json="before the disk filled").status_code == 200
+        add_writing_route(admin)
         dashboard = Dashboard(server.url, "admin", ADMIN_PASSWORD)
         filler = fill(small_disk)
         refused = write_until_refused(admin)
         assert refused.status_code == 507, refused.text
         assert_read_only(server, admin, dashboard)
+        # A script's own write meets the full disk: the caller is told so, not "internal error".
+        written = requests.post(server.url + "/write", headers=USER_HOST, timeout=10)
+        assert written.status_code == 507 and written.json()["error"]["code"] == "storage_full", written.text
+        assert "execution_id" in written.json()["error"]
     finally:
         server.stop()
     assert server.process.returncode == 0

@@ -20,6 +20,8 @@ HEALTHZ_GOAL_SECONDS = 1.0
 RECOVERY_GOAL_SECONDS = 2.0
 EVENTS_DEADLINE_SECONDS = 60
 COUNTER_SCRIPT = 'kv.incr("ran:" .. event.key, 1)'
+# A user route whose script writes: during an outage its caller is told to retry.
+WRITER_SCRIPT = 'kv.set("written-by-route", true)\nreturn "written"'
 USER_HOST = {"Host": "localhost"}
 
 pytestmark = pytest.mark.faults
@@ -64,6 +66,11 @@ def platform(cluster, tmp_path_factory):
             },
         )
         assert trigger.status_code == 201, trigger.text
+        writer = admin.post("/api/v1/admin/scripts", json={"app_id": app_id, "name": "writer", "source": WRITER_SCRIPT})
+        assert writer.status_code == 201, writer.text
+        route = admin.post("/api/v1/admin/apps/default/routes",
+                           json={"method": "POST", "path": "/write", "script_id": writer.json()["id"]})
+        assert route.status_code == 201, route.text
         dashboard = Dashboard(server.url, "admin", ADMIN_PASSWORD)
         yield server, admin, dashboard, script.json()["id"]
     finally:
@@ -126,6 +133,7 @@ def refused_bodies(server, admin, dashboard, script_id):
         ("token", lambda: requests.post(
             server.url + "/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}, timeout=10)),
         ("dashboard", lambda: dashboard.get("/admin/apps")),
+        ("a script's KV write", lambda: requests.post(server.url + "/write", headers={"Host": "localhost"}, timeout=10)),
     ]
     return [(what, call()) for what, call in calls]
 
