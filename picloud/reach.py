@@ -48,7 +48,6 @@ class Reach:
             found = cache.script_named(self.app_id, arg) if isinstance(arg, str) else None
         return found.source if found is not None else None
 
-
     def complete(self, record):
         """Return an ExecutionRecord with the run's outbound calls and the app's secrets masked."""
         usage = dict(record.usage or {"instructions": 0, "memory_peak_bytes": 0})
