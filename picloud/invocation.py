@@ -322,16 +322,28 @@ class ExecutionRecord:
 
     def row(self):
         """Return the record as ``Execution`` column values."""
-        return {**dataclasses.asdict(self), "logs": list(self.logs), "http_calls": list(self.http_calls)}
+        return self._values()
 
     def to_dict(self):
         """Return the record as the API shows it (timestamps as ISO 8601 text)."""
-        record = dataclasses.asdict(self)
+        record = self._values()
         for name in ("queued_at", "started_at", "finished_at"):
             record[name] = isoformat(record[name])
-        record["logs"] = list(self.logs)
-        record["http_calls"] = list(self.http_calls)
         return record
+
+    def _values(self):
+        # Field by field, not dataclasses.asdict: its deep copy of every value cost
+        # more than the rest of a hello request's bookkeeping. The small dicts are
+        # copied; the log lines and calls are made for this record alone.
+        values = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        values["error"] = dict(self.error) if self.error is not None else None
+        values["usage"] = dict(self.usage) if self.usage is not None else None
+        values["logs"] = list(self.logs)
+        values["http_calls"] = list(self.http_calls)
+        return values
+
+
+_RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(ExecutionRecord))
 
 
 # What the log keeps of a run's input and answer: enough to read and to run it again,
