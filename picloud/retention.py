@@ -28,7 +28,7 @@ from picloud.services import services
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
+BATCH_SIZE = 200
 # The shortest rest between two batches: other writers take the database (SQLite has one
 # writer at a time).
 PAUSE_SECONDS = 0.02
