@@ -111,7 +111,8 @@ def test_sigterm_finishes_running_events_and_releases_the_rest(tmp_path):
         live = LiveServer(env, tmp_path / "server.log").start()
         try:
             site = new_site(login(live.url, "admin", ADMIN_PASSWORD), live.url)
-            script = site.script(SLOW_EVENT, sandbox={"max_instructions": 100_000_000})
+            # A second of CPU can take several of wall time on a loaded machine: no timeout here.
+            script = site.script(SLOW_EVENT, sandbox={"max_instructions": 100_000_000}, timeout_seconds=60)
             add_trigger(site, "kv", script, key_glob="slow/*")
             for n in range(6):
                 kv_put(site, f"slow/{n}", n)
