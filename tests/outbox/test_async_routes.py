@@ -42,7 +42,9 @@ def test_an_async_route_retries_per_its_policy_then_dead_letters_as_http(site):
     [dead] = wait_for(lambda: dead_letters(site), what="the dead letter")
     assert dead["source"] == "http" and dead["attempts"] == 2 and dead["trigger_id"] is None
     assert dead["event"]["json"] == {"n": 1} and dead["event"]["path"] == "/hook"
-    runs = executions(site, script_id=script["id"])
+    # The log writer stores the second run's record a moment after its dead letter.
+    runs = wait_for(lambda: (lambda rs: rs if all(r["status"] != "queued" for r in rs) else None)(
+        executions(site, script_id=script["id"])), what="both runs logged")
     assert sorted((r["attempt"], r["status"]) for r in runs) == [(1, "script_error"), (2, "script_error")]
     assert first in {r["id"] for r in runs if r["attempt"] == 1}
     assert len({r["event_id"] for r in runs}) == 1
