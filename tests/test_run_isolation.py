@@ -182,7 +182,9 @@ CASES = [
 @pytest.fixture(scope="module")
 def live(server_env, database, tmp_path_factory):
     """This module's own server with a known number of executors."""
-    env = {**server_env, "PICLOUD_EXECUTOR_PROCESSES": str(EXECUTORS)}
+    # Probes of one app wait for each other to prove they run at once on different
+    # executors: fair share must not hold the app to half the slots meanwhile.
+    env = {**server_env, "PICLOUD_EXECUTOR_PROCESSES": str(EXECUTORS), "PICLOUD_APP_MAX_SHARE": "1"}
     server = LiveServer(env, tmp_path_factory.mktemp("plant-probe") / "server.log").start()
     yield server
     server.stop()
