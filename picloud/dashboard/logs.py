@@ -3,6 +3,7 @@ import uuid
 
 from flask import request, url_for
 
+from picloud import executions
 from picloud.dashboard.base import bp, login_required
 from picloud.dashboard.apps import app_page, render_tab, script_names
 from picloud.dashboard.forms import LogFilterForm
@@ -19,6 +20,7 @@ PAGE_SIZE = 50
 @app_page
 def logs(app):
     """List the app's runs, newest first; the rows partial polls while Live is on."""
+    executions.flush_pending()  # a run that just answered is listed at once
     scripts = script_names(app)
     form = LogFilterForm(formdata=request.args)
     form.script.choices = [("", "any script")] + [(str(i), name) for i, name in scripts.items()]
@@ -80,6 +82,7 @@ def _get_execution(app, execution_id):
 @app_page
 def run(app, execution_id):
     """Show one run: outcome, error line, logs and usage against the script's limits."""
+    executions.flush_pending()  # the console links to its run as soon as it answered
     execution = _get_execution(app, execution_id)
     script = Script.get_or_none((Script.id == execution.script_id) & (Script.app == app))
     limits = None
