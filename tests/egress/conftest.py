@@ -4,6 +4,7 @@ import uuid
 import pytest
 
 from tests.support.apps import new_site, site  # noqa: F401  (fixtures)
+from tests.support.databases import temporary_database
 from tests.support.live import LiveServer, free_port, login
 from tests.support.upstream import TlsUpstream, Upstream
 from tests.conftest import ADMIN_PASSWORD
@@ -29,17 +30,24 @@ def closed_port():
     return free_port()
 
 
-@pytest.fixture(scope="session")
-def egress_server(server_env, tmp_path_factory, database, upstream, tls_upstream, closed_port):
-    """PiCloud with PICLOUD_EGRESS_ALLOW naming the upstreams and the closed port only."""
+@pytest.fixture(scope="package")
+def egress_server(server_env, tmp_path_factory, upstream, tls_upstream, closed_port):
+    """PiCloud with PICLOUD_EGRESS_ALLOW naming the upstreams and the closed port only.
+
+    On a database of its own, and stopped when this package's tests end: a second
+    server on the suite's database would run other tests' events.
+    """
     allowed = [f"127.0.0.1:{port}" for port in (upstream.port, tls_upstream.port, closed_port)]
-    env = {**server_env, "PICLOUD_EGRESS_ALLOW": ",".join(allowed)}
-    live = LiveServer(env, tmp_path_factory.mktemp("egress") / "server.log").start()
-    yield live
-    live.stop()
+    directory = tmp_path_factory.mktemp("egress")
+    with temporary_database(directory) as url:
+        env = {**server_env, "DATABASE_URL": url, "PICLOUD_DATA_DIR": str(directory),
+               "PICLOUD_EGRESS_ALLOW": ",".join(allowed)}
+        live = LiveServer(env, directory / "server.log").start()
+        yield live
+        live.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def egress_admin(egress_server):
     return login(egress_server.url, "admin", ADMIN_PASSWORD)
 
