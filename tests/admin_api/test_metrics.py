@@ -153,10 +153,15 @@ def one_slot(server_env, tmp_path_factory, database):
 def test_overload_refusals_are_counted_and_shown_on_the_overview(one_slot, server_env):
     api = login(one_slot.url, "admin", server_env["PICLOUD_ADMIN_PASSWORD"])
     busy = new_site(api, one_slot.url, "busy")
-    busy.route("/spin", source=SPIN, script=busy.script(SPIN, timeout_seconds=3, sandbox={"max_instructions": 10**12}))
+    marked_spin = 'kv.set("spinning", true)\n' + SPIN
+    busy.route("/spin", source=marked_spin,
+               script=busy.script(marked_spin, timeout_seconds=3, sandbox={"max_instructions": 10**12}))
     busy.route("/hello")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         spinning = pool.submit(busy.call, "/spin")
+        # The spin holds the one slot before the first hello asks for it.
+        wait_for(lambda: api.get(f"/api/v1/admin/apps/{busy.slug}/kv/spinning").status_code == 200,
+                 what="the spinning run")
         refused = 0
         deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline and not spinning.done():
