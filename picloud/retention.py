@@ -18,13 +18,12 @@ service; processes purging the same rows at once only delete them once.
 """
 import datetime
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
-from picloud.db import db, write_transaction
+from picloud.db import write_transaction
 from picloud.models import DeadLetter, Execution, RunHour, ScheduleTick, utcnow
-from picloud.services import services
+from picloud.services import DatabaseLoop, services
 
 log = logging.getLogger(__name__)
 
@@ -80,46 +79,26 @@ PURGES = (
 )
 
 
-class Retention:
+class Retention(DatabaseLoop):
     """A service purging expired rows one batch per ``loop()``, a round every ROUND_SECONDS."""
 
+    name = "retention"
+
     def __init__(self, settings, clock=utcnow):
+        super().__init__()
         self.settings = settings
         self.clock = clock
         self._next = 0  # index in PURGES of the kind being purged
         self._deleted = 0  # rows of that kind deleted this round
         self._after = None  # the age of the last row deleted, where the next batch starts
         self._batch_seconds = 0.0  # how long the last batch took
-        self._stopping = threading.Event()
-        self._thread = None
-        self._failures = 0
 
-    def start(self):
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
-        self._thread.start()
+    def one_pass(self):
+        more = self.loop()
+        return self.rest_seconds() if more else ROUND_SECONDS
 
-    def stop(self, timeout=None):
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(min(timeout or 2.0, 2.0))
-
-    def _run(self):
-        while not self._stopping.is_set():
-            try:
-                db.connect(reuse_if_open=True)
-                more = self.loop()
-                self._failures = 0
-                wait = self.rest_seconds() if more else ROUND_SECONDS
-            except Exception:
-                self._failures += 1
-                log.exception("retention: a purge failed (%d in a row); backing off", self._failures)
-                if not db.is_closed():
-                    db.close()
-                wait = min(_MAX_BACKOFF_SECONDS, 2.0**self._failures)
-            self._stopping.wait(wait)
-        if not db.is_closed():
-            db.close()
+    def backoff_seconds(self, failures):
+        return min(_MAX_BACKOFF_SECONDS, 2.0**failures)
 
     def loop(self):
         """Do one unit of work: delete one batch; tell whether the round has more to do."""

@@ -12,16 +12,14 @@ gets the last instant at or before now, and its next instant moves past now.
 """
 import datetime
 import logging
-import threading
-import uuid
 
 from peewee import IntegrityError
 
-from picloud.db import db, write_transaction
+from picloud.db import write_transaction
 from picloud.models import ScheduleTick, Trigger, isoformat, utcnow
 from picloud.outbox import first_attempt_row, insert_events
 from picloud.outbox.schedule import parse_schedule
-from picloud.services import services
+from picloud.services import DatabaseLoop, services
 
 log = logging.getLogger(__name__)
 
@@ -65,41 +63,21 @@ def _move_next_run(trigger_id, upcoming):
     )
 
 
-class Scheduler:
+class Scheduler(DatabaseLoop):
     """A service queueing this process's share of due schedule ticks."""
 
+    name = "scheduler"
+
     def __init__(self, clock=utcnow):
+        super().__init__()
         self.clock = clock
-        self._stopping = threading.Event()
-        self._thread = None
-        self._failures = 0
 
-    def start(self):
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
-        self._thread.start()
+    def one_pass(self):
+        self.loop()
+        return self.idle_seconds()
 
-    def stop(self, timeout=None):
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(min(timeout or 2.0, 2.0))
-
-    def _run(self):
-        while not self._stopping.is_set():
-            try:
-                db.connect(reuse_if_open=True)  # kept from one pass to the next
-                self.loop()
-                self._failures = 0
-                wait = self.idle_seconds()
-            except Exception:
-                self._failures += 1
-                log.exception("scheduler: a pass failed (%d in a row); backing off", self._failures)
-                if not db.is_closed():
-                    db.close()
-                wait = min(_MAX_BACKOFF_SECONDS, CHECK_SECONDS * 2**self._failures)
-            self._stopping.wait(wait)
-        if not db.is_closed():
-            db.close()
+    def backoff_seconds(self, failures):
+        return min(_MAX_BACKOFF_SECONDS, CHECK_SECONDS * 2**failures)
 
     def loop(self):
         """Do one unit of work: queue the due tick of every due schedule; return how many."""
