@@ -175,6 +175,8 @@ def test_an_outage_is_reported_fast_and_heals_within_two_seconds(cluster, platfo
         time.sleep(1)
         refused = refused_bodies(server, admin, dashboard, script_id)
         time.sleep(max(0.0, outage_seconds - (time.monotonic() - down_at)))
+        # PostgreSQL accepts connections before pg_ctl returns: the outage ends when starting.
+        starting_at = time.monotonic()
         cluster.start()
         up_at = time.monotonic()
         while not everything_works(server, admin):
@@ -183,7 +185,7 @@ def test_an_outage_is_reported_fast_and_heals_within_two_seconds(cluster, platfo
         recovery = time.monotonic() - up_at
         time.sleep(2)
 
-    during = [h for h in traffic.health if down_at + 0.5 <= h[0] and h[0] + h[1] <= up_at]
+    during = [h for h in traffic.health if down_at + 0.5 <= h[0] and h[0] + h[1] <= starting_at]
     slowest = max(seconds for _, seconds, _, _ in during)
     figures.add(f"postgres {outage_seconds}s outage: slowest /healthz", f"{slowest:.3f} s",
                 f"< {HEALTHZ_GOAL_SECONDS:g} s", slowest < HEALTHZ_GOAL_SECONDS)
