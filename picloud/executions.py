@@ -18,7 +18,7 @@ import threading
 
 from picloud.db import db, failure_of, is_postgres
 from picloud.metrics.tally import tally
-from picloud.models import Execution, RunCount, RunDuration, RunHour, isoformat, utcnow
+from picloud.models import Execution, RunCount, RunDuration, RunHour, utcnow
 from picloud.services import services
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class ExecutionLogWriter:
         self.dropped = 0
 
     def record(self, execution):
-        """Queue one execution record (the API shape) for the next batch."""
+        """Queue one execution record for the next batch: its column values, or the API
+        shape (timestamps as datetimes or ISO 8601 text)."""
         self._pending.append(execution)
         if len(self._pending) > MAX_PENDING:
             self._pending.popleft()
@@ -173,7 +174,7 @@ def _row(execution):
     """Return the database values of a record, in ``Execution.FIELDS`` order."""
     get = execution.get
     sqlite = not is_postgres()
-    queued_at = get("queued_at") or get("started_at") or isoformat(utcnow())
+    queued_at = get("queued_at") or get("started_at") or utcnow()
     return (
         get("id"),
         get("app_id"),
@@ -204,8 +205,8 @@ def _timestamp(value, sqlite):
     if value is None:
         return None
     if not sqlite:
-        return value  # PostgreSQL parses ISO 8601 text itself
-    if isinstance(value, str):
+        return value  # psycopg sends a datetime; PostgreSQL parses ISO 8601 text itself
+    if value.__class__ is str:
         value = datetime.datetime.fromisoformat(value.removesuffix("Z"))
     # Exactly the text peewee's SQLite adapter writes for a datetime, which is what
     # queries compare stored values with.
@@ -248,7 +249,7 @@ def writer():
 
 def record(execution):
     """Queue an ExecutionRecord for the batched writer."""
-    _writer.record(execution.to_dict())
+    _writer.record(execution.row())
 
 
 def refused(app_id, source):
