@@ -7,6 +7,8 @@ the transaction that writes the runs, by upserts that add (never read-modify-wri
 so every process and node sharing the database counts into the same rows.
 ``ServerProcess`` rows are refreshed by each running server process (``heartbeat``).
 """
+import functools
+
 import peewee
 
 from picloud.models.base import BaseModel
@@ -18,13 +20,24 @@ def _add(model, rows, key, counters):
         return
     # One order everywhere: two writers upserting the same rows never deadlock.
     rows = sorted(rows, key=lambda row: tuple(str(row[name]) for name in key))
-    (
-        model.insert_many(rows)
-        .on_conflict(
-            conflict_target=[getattr(model, name) for name in key],
-            update={getattr(model, c): getattr(model, c) + peewee.EXCLUDED[c] for c in counters},
-        )
-        .execute()
+    fields = [model._meta.fields[name] for name in (*key, *counters)]
+    params = [field.db_value(row[field.name]) for row in rows for field in fields]
+    # Written by hand: these run with every batch of the execution log, and building
+    # them through the query builder cost more than the rest of the batch's Python.
+    database = model._meta.database
+    database.execute_sql(_upsert_sql(model._meta.table_name, database.param, key, counters, len(rows)), params)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_sql(table, param, key, counters, count):
+    """Return INSERT ... ON CONFLICT for ``count`` rows adding to ``counters``."""
+    columns = ", ".join(f'"{name}"' for name in (*key, *counters))
+    row = "(" + ", ".join([param] * (len(key) + len(counters))) + ")"
+    target = ", ".join(f'"{name}"' for name in key)
+    updates = ", ".join(f'"{c}" = "{table}"."{c}" + excluded."{c}"' for c in counters)
+    return (
+        f'INSERT INTO "{table}" ({columns}) VALUES {", ".join([row] * count)} '
+        f"ON CONFLICT ({target}) DO UPDATE SET {updates}"
     )
 
 
