@@ -281,8 +281,9 @@ class ExecutionRecord:
         )
 
     @classmethod
-    def finished(cls, invocation, outcome, started_at):
-        """Return the record of a run that ended with ``outcome``."""
+    def finished(cls, invocation, outcome, started_at, **fields):
+        """Return the record of a run that ended with ``outcome`` (``fields`` added or
+        overriding, as its usage and outbound calls)."""
         duration_ms = round(outcome.duration_ms, 3) if outcome.duration_ms is not None else None
         status = status_text(outcome.status)
         return cls.of(
@@ -297,9 +298,9 @@ class ExecutionRecord:
                 {"level": level, "message": message, "at": _iso_from_unix(at)}
                 for level, message, at in outcome.logs
             ),
-            usage=dict(outcome.usage) if outcome.usage else None,
             input=run_input(invocation.globals),
             response=response_preview(outcome) if invocation.source in HTTP_SOURCES else None,
+            **{"usage": dict(outcome.usage) if outcome.usage else None, **fields},
         )
 
     @classmethod

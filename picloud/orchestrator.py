@@ -161,7 +161,9 @@ def run_script(invocation):
         orchestrator.release(script.app_id, outcome)
     if database_failures and outcome.status is Status.INTERNAL_ERROR:
         outcome = _database_failed(outcome, database_failures[0])
-    execution = reach.complete(ExecutionRecord.finished(invocation, outcome, started_at))
+    execution = reach.masked(
+        ExecutionRecord.finished(invocation, outcome, started_at, **reach.record_fields(outcome.usage))
+    )
     executions.record(execution)
     return execution, outcome
 

@@ -48,12 +48,16 @@ class Reach:
             found = cache.script_named(self.app_id, arg) if isinstance(arg, str) else None
         return found.source if found is not None else None
 
-    def complete(self, record):
-        """Return an ExecutionRecord with the run's outbound calls and the app's secrets masked."""
-        usage = dict(record.usage or {"instructions": 0, "memory_peak_bytes": 0})
+    def record_fields(self, usage):
+        """Return what the run's record holds of its reach: usage counting its outbound
+        calls, and the calls themselves."""
+        usage = dict(usage or {"instructions": 0, "memory_peak_bytes": 0})
         usage["http_requests"] = len(self.http.calls)
-        completed = dataclasses.replace(record, usage=usage, http_calls=tuple(self.http.calls))
-        return mask_record(completed, Masker(secret_values(self.app_id)))
+        return {"usage": usage, "http_calls": tuple(self.http.calls)}
+
+    def masked(self, record):
+        """Return the run's record with the app's secret values masked."""
+        return mask_record(record, Masker(secret_values(self.app_id)))
 
 
 def secret_values(app_id):
