@@ -13,6 +13,10 @@ no timeout. Two kinds of child:
   still behind this minimal pool: what a hardened run costs, apart from PiCloud's
   pool and protocol.
 
+And one without a pool: ``in_process`` runs the same warm ``AppRuntime`` inside the
+web worker itself. PiCloud does not do this (a script stuck inside one C call could not
+be stopped); it measures what the process boundary costs.
+
     gunicorn -c gunicorn.conf.py "bench.reference_pools:create('lupa_only')"
 """
 import os
@@ -74,6 +78,15 @@ _SANDBOX_ONLY = {
 _CHILDREN = {"lupa_only": _LUPA_ONLY, "sandbox_only": _SANDBOX_ONLY}
 
 
+class _InProcess:
+    """The hello script in a warm sandbox runtime of the web worker itself."""
+
+    def __init__(self):
+        namespace = {}
+        exec(_SANDBOX_ONLY["setup"], namespace)
+        self.run = namespace["run"]
+
+
 class _Pool:
     """Child processes running the hello script, taken in turn by the worker's greenlets."""
 
@@ -109,12 +122,11 @@ class _Pool:
 
 
 def create(child):
-    """Return the WSGI app for ``child``: "lupa_only" or "sandbox_only"."""
-    child = _CHILDREN[child]
+    """Return the WSGI app for ``child``: "lupa_only", "sandbox_only" or "in_process"."""
     app = Flask(__name__)
     # gunicorn imports this module in each worker after forking (no preload), so the
     # children belong to one worker, as the executor pool's do.
-    pool = _Pool(child)
+    pool = _InProcess() if child == "in_process" else _Pool(_CHILDREN[child])
 
     @app.get("/")
     def hello():
