@@ -244,14 +244,12 @@ def _on_conflict():
 
 
 _COLUMNS = ", ".join(f'"{field}"' for field in Execution.FIELDS)
-# Each column's PostgreSQL type, in Execution.FIELDS order.
-_PG_TYPES = (
-    "varchar", "int", "int", "varchar", "varchar", "int", "timestamp", "timestamp", "timestamp",
-    "float8", "int", "int", "int", "varchar", "varchar", "text", "text", "text", "text", "text", "text",
-)
+# The PostgreSQL array type of each kind of column (peewee's field_type).
+_PG_ARRAYS = {"VARCHAR": "varchar[]", "INT": "int[]", "DATETIME": "timestamp[]", "FLOAT": "float8[]", "TEXT": "text[]"}
 _UNNEST_UPSERT = (
-    f'INSERT INTO "{Execution._meta.table_name}" ({_COLUMNS}) '
-    f"SELECT * FROM unnest({', '.join(f'%b::{kind}[]' for kind in _PG_TYPES)}) {_on_conflict()}"
+    f'INSERT INTO "{Execution._meta.table_name}" ({_COLUMNS}) SELECT * FROM unnest('
+    + ", ".join(f"%b::{_PG_ARRAYS[Execution._meta.fields[field].field_type]}" for field in Execution.FIELDS)
+    + f") {_on_conflict()}"
 )
 
 

@@ -286,6 +286,7 @@ class ExecutionRecord:
         overriding, as its usage and outbound calls)."""
         duration_ms = round(outcome.duration_ms, 3) if outcome.duration_ms is not None else None
         status = status_text(outcome.status)
+        fields.setdefault("usage", dict(outcome.usage) if outcome.usage else None)
         return cls.of(
             invocation,
             status,
@@ -300,7 +301,7 @@ class ExecutionRecord:
             ),
             input=run_input(invocation.globals),
             response=response_preview(outcome) if invocation.source in HTTP_SOURCES else None,
-            **{"usage": dict(outcome.usage) if outcome.usage else None, **fields},
+            **fields,
         )
 
     @classmethod
