@@ -114,7 +114,7 @@ class ExecutionLogWriter:
             # The writer keeps its connection between batches instead of paying for a
             # new one (and SQLite's pragmas) five times a second.
             db.connect(reuse_if_open=True)
-            self.flush_all()
+            self.flush_queued()
             self._failures = 0
         except Exception as exc:
             self._failures += 1
@@ -129,6 +129,18 @@ class ExecutionLogWriter:
         """Upsert one batch; on failure the batch goes back to the front of the queue."""
         with self._flush_lock:
             return self._flush_batch()
+
+    def flush_queued(self):
+        """Write what is queued now; what is queued meanwhile waits for the next round.
+
+        Writing on until the queue is empty would chase every record that arrives
+        during a batch's round trip: under steady traffic, a stream of tiny batches,
+        each paying the transaction and the run figures' upserts, instead of one batch
+        per round.
+        """
+        with self._flush_lock:
+            for _ in range(max(1, -(-len(self._pending) // BATCH_SIZE))):
+                self._flush_batch()
 
     def flush_all(self):
         """Write everything queued, after any batch being written right now."""
