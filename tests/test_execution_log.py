@@ -3,6 +3,7 @@ import uuid
 
 import pytest
 
+from picloud.db import db
 from picloud.executions import BATCH_SIZE, ExecutionLogWriter
 from picloud.models import Execution, isoformat, utcnow
 
@@ -85,3 +86,27 @@ def test_stop_flushes_what_is_queued(writer):
     writer.record(execution)
     writer.stop(timeout=5)
     assert Execution.select().where(Execution.id == execution["id"]).exists()
+
+
+def test_json_columns_are_stored_as_the_exact_text_and_none_as_null(writer):
+    execution = record(
+        error=None,
+        logs=[{"level": "info", "message": 'quote " backslash \\ nul \x00 tab \t é ✓', "at": "2026-01-01T00:00:00Z"}],
+        input={"event": {"b": 1, "a": [1.25, None, True, {"z": "y"}]}},
+        response=None,
+    )
+    writer.record(execution)
+    writer.loop()
+    text = db.execute_sql(f"SELECT input FROM executions WHERE id = {db.param}", (execution["id"],)).fetchone()[0]
+    stored = Execution.get_by_id(execution["id"])
+    assert (stored.logs, stored.input) == (execution["logs"], execution["input"])
+    assert (stored.error, stored.response) == (None, None)
+    assert text == '{"event":{"b":1,"a":[1.25,null,true,{"z":"y"}]}}'
+
+
+def test_a_number_json_cannot_hold_does_not_stop_the_log(writer):
+    execution = record(usage={"instructions": 10, "memory_peak_bytes": float("nan")})
+    writer.record(execution)
+    writer.loop()
+    assert writer.pending() == 0
+    assert Execution.get_by_id(execution["id"]).usage["instructions"] == 10
