@@ -120,10 +120,11 @@ def check_json(value, field="value", *, allow_nul=True):
     return value
 
 
-def encode_value(value, max_bytes, field="value", *, allow_nul=True):
-    """Check a value and return its compact JSON text; 413 when it is over ``max_bytes``."""
+def encode_value(value, max_bytes, field="value", *, allow_nul=True, encode=compact_json):
+    """Check a value and return its JSON text (``encode``: compact, or canonical for a
+    document); 413 when it is over ``max_bytes``."""
     check_json(value, field, allow_nul=allow_nul)
-    text = compact_json(value)
+    text = encode(value)
     size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise PayloadTooLarge(

@@ -69,13 +69,13 @@ class DocStore:
         doc = _check_document(doc)
         doc_id = _check_id(doc[ID_FIELD]) if ID_FIELD in doc else str(uuid.uuid4())
         doc = {**doc, ID_FIELD: doc_id}
-        encode_value(doc, self.max_value_bytes, "document", allow_nul=False)
+        text = encode_value(doc, self.max_value_bytes, "document", allow_nul=False, encode=canonical_json)
         now = utcnow()
         triggers = watching(self.app_id, "docs", "insert", collection)
         # Nobody watching: the insert alone is the whole mutation, atomic by itself.
         with write_transaction() if triggers else contextlib.nullcontext():
             try:
-                _insert_document(self.app_id, collection, doc_id, doc, now)
+                _insert_document(self.app_id, collection, doc_id, text, now)
             except IntegrityError:
                 raise Conflict(
                     "A document with this _id already exists.", code="id_taken", field=ID_FIELD
@@ -216,14 +216,15 @@ class DocStore:
         )
 
 
-def _insert_document(app_id, collection, doc_id, doc, now):
-    """Insert one document row (plain SQL: scripts' inserts are a hot path)."""
+def _insert_document(app_id, collection, doc_id, text, now):
+    """Insert one document row, its canonical JSON ``text`` (plain SQL: scripts' inserts
+    are a hot path)."""
     p = db.param
     data = "CAST(%s AS jsonb)" if is_postgres() else "?"
     db.execute_sql(
         "INSERT INTO documents (app_id, collection, doc_id, data, created_at, updated_at)"
         f" VALUES ({p}, {p}, {p}, {data}, {p}, {p})",
-        (app_id, collection, doc_id, canonical_json(doc), now, now),
+        (app_id, collection, doc_id, text, now, now),
     )
 
 

@@ -339,12 +339,13 @@ class _Executor:
                 raw, payload = self._read(deadline)
                 result = self._results.get(raw)
                 if result is None:
-                    header = protocol.parse_header(raw)
+                    header = _call_headers.get(raw) or protocol.parse_header(raw)
                     kind = header["t"]
                     if kind == "log":
                         run.add_logs(header.get("entries"))
                         continue
                     if kind == "call":
+                        _remember_call(raw, header)
                         self._answer(run, host, header, payload, deadline)
                         continue
                     if kind != "result":
@@ -381,7 +382,7 @@ class _Executor:
         reply, result = run.host_call(host, header, payload)
         if time.monotonic() > deadline:
             raise _Timeout()
-        self._write(protocol.encode_frame(reply, result), deadline)
+        self._write(protocol.frame_of(reply, result), deadline)
 
     def _write(self, data, deadline):
         view = memoryview(data)
@@ -427,25 +428,25 @@ class _RunState:
         protocol.require(len(self.logs) <= self.limits["max_table_entries"], "too many log entries")
 
     def host_call(self, host, header, payload):
-        """Call the host function; return the reply header and payload for the executor."""
+        """Call the host function; return the encoded reply header and payload for the executor."""
         module, fn = header.get("module"), header.get("fn")
         protocol.require(isinstance(module, str) and isinstance(fn, str), "invalid host call")
         protocol.require((module, fn) in self.allowed, "call of a host function the job does not offer")
         args = protocol.call_arguments(payload)
         try:
             value = host(module, fn, args)
-            return {"t": "reply", "status": "ok"}, protocol.encode_value(value)
+            return _OK_REPLY, protocol.encode_value(value)
         except HostError as exc:
             message = str(exc)[:MAX_HOST_ERROR_MESSAGE]
-            return {"t": "reply", "status": "error", "message": message}, b""
+            return protocol.encode_header({"t": "reply", "status": "error", "message": message}), b""
         except HostLimit as exc:
             if exc.knob not in KNOBS:
                 raise ValueError(f"unknown knob {exc.knob!r}") from None
-            return {"t": "reply", "status": "limit", "message": exc.knob}, b""
+            return protocol.encode_header({"t": "reply", "status": "limit", "message": exc.knob}), b""
         except Exception:
             log.exception("host function %s.%s failed", module, fn)
             self.host_failure = f"host function {module}.{fn} failed"
-            return {"t": "reply", "status": "abort", "message": self.host_failure}, b""
+            return protocol.encode_header({"t": "reply", "status": "abort", "message": self.host_failure}), b""
 
     def outcome(self, result, payload, duration_ms):
         """Build the Outcome of a checked result header and its payload (usage, body)."""
@@ -515,6 +516,18 @@ def _job_frame(job, host):
 
 
 _JOB_HEADER_CACHE = 512
+# The reply to a host call that succeeded: the same bytes every time.
+_OK_REPLY = protocol.encode_header({"t": "reply", "status": "ok"})
+# Parsed host call headers ({"t": "call", "module", "fn"}): a handful repeat for ever.
+_call_headers = {}
+_CALL_HEADER_KEPT_BYTES = 256
+
+
+def _remember_call(raw, header):
+    if len(raw) <= _CALL_HEADER_KEPT_BYTES and raw not in _call_headers:
+        if len(_call_headers) >= _JOB_HEADER_CACHE:
+            _call_headers.clear()
+        _call_headers[raw] = header
 # Checked result headers kept per executor, and the largest one kept.
 _RESULTS_KEPT = 256
 _RESULT_KEPT_BYTES = 4096
