@@ -2,8 +2,9 @@
 
 Both run under ``gunicorn -c gunicorn.conf.py`` with the same settings and are loaded
 by the same client (Debian's ``wrk``, 32 connections, a fixed duration). Prints
-requests per second, p50 and p99 for each, and the ratios docs/development.md sets as targets:
-PiCloud ≥ 60% of the bare view's requests per second, p99 ≤ bare p99 + 10 ms.
+requests per second, p50, p99 and the server's CPU per request for each, and the
+ratios docs/development.md sets as targets: PiCloud ≥ 60% of the bare view's requests
+per second, p99 ≤ bare p99 + 10 ms.
 Four references between the two show where the gap comes from, each a bare view
 running the hello script: ``in-process`` in a warm sandbox runtime inside the web
 worker (no process boundary, which PiCloud keeps so that a script stuck in one C call
@@ -33,7 +34,7 @@ import tempfile  # noqa: E402
 import urllib.request  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from bench.support import start_server, stop_server  # noqa: E402
+from bench.support import start_server, stop_server, tree_cpu_seconds  # noqa: E402
 
 EXPECTED = b"Hello from PiCloud!"
 
@@ -103,18 +104,23 @@ def main():
         # Rounds alternate between the targets, so a change in the machine's load
         # (other work on a shared host) weighs on all of them alike.
         runs = {name: [] for name, _ in TARGETS}
+        cpu = {name: 0.0 for name, _ in TARGETS}  # CPU seconds of each server's process tree
         per_round = max(1, args.duration // args.rounds)
         for _ in range(args.rounds):
-            for name, _ in TARGETS:
+            for (name, _), process in zip(TARGETS, processes):
+                before = tree_cpu_seconds(process.pid)
                 runs[name].append(wrk(urls[name], per_round, args.connections))
+                cpu[name] += tree_cpu_seconds(process.pid) - before
     finally:
         for process in processes:
             stop_server(process)
     results = {name: _combine(measured) for name, measured in runs.items()}
 
-    print(f"{'':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    print(f"{'':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU µs/req':>11}")
     for name, (rps, p50, p99, errors) in results.items():
-        print(f"{name:12} {rps:8.0f} {p50:8.2f} {p99:8.2f} {errors:8d}")
+        # The server's CPU (gunicorn, its workers and their child processes) per request.
+        cpu_us = 1e6 * cpu[name] / sum(m[0] * per_round for m in runs[name])
+        print(f"{name:12} {rps:8.0f} {p50:8.2f} {p99:8.2f} {errors:8d} {cpu_us:11.0f}")
     bare, pool, picloud = results["bare"], results["pool-only"], results["picloud"]
     print("per round, picloud / bare: " + "  ".join(
         f"{p[0] / b[0]:.2f}" for p, b in zip(runs["picloud"], runs["bare"])

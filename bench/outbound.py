@@ -44,7 +44,9 @@ from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.fairness import GREETING, HELLO_HOST, fixed_rate, non_2xx, percentile  # noqa: E402
-from bench.support import ADMIN_PASSWORD, Client, children, expect, free_port, start_server, stop_server  # noqa: E402
+from bench.support import (  # noqa: E402
+    ADMIN_PASSWORD, Client, children, expect, free_port, start_server, stop_server, tree_cpu_seconds,
+)
 
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
@@ -54,7 +56,6 @@ TARGET_EXTRA_CPU_PERCENT = 5.0
 CALLER_HOST = "caller.bench.test"
 WAITER_HOST = "waiter.bench.test"
 SLOW_SECONDS = 1.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 UPSTREAM = r"""
 import socket
@@ -137,20 +138,6 @@ def wrk(url, host, duration, connections):
     p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     failed = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return rate, p99, int(failed.group(1)) if failed else 0
-
-
-def tree_cpu_seconds(root):
-    """Return the CPU seconds (user + system) the process tree under ``root`` has used."""
-    total, pending = 0.0, [root]
-    while pending:
-        pid = pending.pop()
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        pending.extend(children(pid))
-    return total
 
 
 def cpu_percent(root, seconds):

@@ -108,3 +108,20 @@ def children(pid):
         if int(stat.rpartition(")")[2].split()[1]) == pid:
             found.append(int(entry.name))
     return sorted(found)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root):
+    """Return the CPU seconds (user + system) the process tree under ``root`` has used."""
+    total, pending = 0.0, [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        pending.extend(children(pid))
+    return total
