@@ -40,34 +40,20 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 from urllib.parse import quote  # noqa: E402
 
 from bench.http import ensure_wrk, wrk  # noqa: E402
-from bench.support import ADMIN_PASSWORD, Client, expect, start_server, stop_server  # noqa: E402
+from bench.support import (  # noqa: E402
+    ADMIN_PASSWORD, Client, expect, run_threads, start_server, stop_server, temporary_postgres,
+)
 
-PG_ADMIN_URL = os.environ.get("PICLOUD_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 TRIGGERED = 'docs.insert("out", {key = event.key, value = event.value})\n'
 # Sets keys-per-run keys, each in its own transaction with its event.
 WRITER = 'for i = 1, request.json.keys do kv.set("bench/" .. ctx.execution_id .. "/" .. i, i) end\n'
 TARGET_RATIO = 0.25
 TARGET_P50_MS = 50.0
-
-
-def temporary_postgres():
-    import psycopg
-
-    name = f"picloud_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, drop
 
 
 def set_up(base_url):
@@ -107,11 +93,7 @@ def queue_backlog(api, writer, runs, keys_per_run, clients):
             if status >= 300:
                 failures.append((status, body))
 
-    threads = [threading.Thread(target=work) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(work, clients)
     if failures:
         raise SystemExit(f"{len(failures)} writer runs failed, e.g. {failures[0]!r}")
     return time.monotonic() - started
@@ -159,11 +141,7 @@ def write_all(api, app, keys, clients, rate=None):
             if response.status != 200:
                 failures.append((response.status, body))
 
-    threads = [threading.Thread(target=work) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(work, clients)
     if failures:
         raise SystemExit(f"{len(failures)} writes failed, e.g. {failures[0]!r}")
     return time.monotonic() - started

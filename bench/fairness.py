@@ -48,7 +48,9 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from bench.support import ADMIN_PASSWORD, Client, children, expect, start_server, stop_server  # noqa: E402
+from bench.support import (  # noqa: E402
+    ADMIN_PASSWORD, Background, Client, children, expect, run_threads, start_server, stop_server,
+)
 
 TARGET_P99_MS = 50.0
 HELLO_HOST = "hello.bench.test"
@@ -102,28 +104,17 @@ def check_routes(api, spin_timeout):
         raise SystemExit(f"a spin answered {status} {code} after {elapsed:.1f} s, not 504 timeout")
 
 
-class Spinners:
+class Spinners(Background):
     """Threads that each keep one ``GET /spin`` in flight until stopped."""
 
     def __init__(self, port, count, spin_timeout):
+        super().__init__(count)
         self.port = port
         self.spin_timeout = spin_timeout
         self.answers = Counter()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._spin, daemon=True) for _ in range(count)]
 
-    def __enter__(self):
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-    def _spin(self):
-        while not self._stop.is_set():
+    def work(self):
+        while not self.stopping.is_set():
             # A fresh connection each time, as separate callers would: each spin lands on
             # whichever worker accepts it.
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.spin_timeout + 60)
@@ -173,11 +164,7 @@ def fixed_rate(port, rate, duration, clients=32):
                 answers[answer] += 1
         connection.close()
 
-    threads = [threading.Thread(target=work) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(work, clients)
     return latencies, answers
 
 

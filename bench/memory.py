@@ -41,7 +41,7 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from bench.support import ADMIN_PASSWORD, children, start_server, stop_server  # noqa: E402
+from bench.support import ADMIN_PASSWORD, children, run_threads, start_server, stop_server  # noqa: E402
 
 TARGET_MB = 300
 
@@ -101,11 +101,7 @@ def in_threads(count, work, items, client=None):
             if state is not None:
                 state.close()
 
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(run, count)
     if errors:
         raise errors[0]
 
@@ -201,11 +197,7 @@ def load(port, sample, seconds, clients):
             answers.update(local)
 
     started = time.monotonic()
-    threads = [threading.Thread(target=work) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(work, clients)
     return sum(answers.values()) / (time.monotonic() - started), answers
 
 

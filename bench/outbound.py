@@ -38,14 +38,13 @@ import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.fairness import GREETING, HELLO_HOST, fixed_rate, non_2xx, percentile  # noqa: E402
 from bench.support import (  # noqa: E402
-    ADMIN_PASSWORD, Client, children, expect, free_port, start_server, stop_server, tree_cpu_seconds,
+    ADMIN_PASSWORD, Background, Client, children, expect, free_port, start_server, stop_server, tree_cpu_seconds,
 )
 
 TARGET_RATIO = 0.5
@@ -147,28 +146,21 @@ def cpu_percent(root, seconds):
     return 100 * (tree_cpu_seconds(root) - before) / (time.monotonic() - started)
 
 
-class Waiters:
+class Waiters(Background):
     """Threads that each keep one ``GET /wait`` in flight until stopped."""
 
     def __init__(self, port, count):
+        super().__init__(count)
         self.port = port
         self.answers = Counter()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._wait, daemon=True) for _ in range(count)]
 
     def __enter__(self):
-        for thread in self._threads:
-            thread.start()
+        super().__enter__()
         time.sleep(SLOW_SECONDS / 2)  # every waiter's first run under way
         return self
 
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-    def _wait(self):
-        while not self._stop.is_set():
+    def work(self):
+        while not self.stopping.is_set():
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
             try:
                 connection.request("GET", "/wait", headers={"Host": WAITER_HOST})

@@ -41,14 +41,13 @@ from pathlib import Path  # noqa: E402
 
 import psycopg  # noqa: E402
 
-from bench.support import ADMIN_PASSWORD, start_server, stop_server  # noqa: E402
+from bench.support import ADMIN_PASSWORD, Background, start_server, stop_server, temporary_postgres  # noqa: E402
 from picloud import db as database  # noqa: E402
 from picloud import retention  # noqa: E402
 from picloud.config import load_settings  # noqa: E402
 
 GOAL_RATIO = 2.0
 WINDOW_SECONDS = 10
-PG_ADMIN_URL = os.environ.get("PICLOUD_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 GREETING = b"Hello from PiCloud!"
 
 FILL_SQL = """
@@ -63,47 +62,24 @@ FROM generate_series(1, %(rows)s) AS g,
 OLDEST_DAYS, SPAN_DAYS = 60, 40
 
 
-def temporary_postgres():
-    name = f"picloud_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, drop
-
-
-class Traffic:
+class Traffic(Background):
     """Request the hello route ``rate`` times a second from ``clients`` connections until stopped.
 
     Keeps (scheduled start, latency in ms, answer) for every request.
     """
 
     def __init__(self, port, rate, clients=16):
+        super().__init__(clients)
         self.port = port
         self.rate = rate
         self.samples = []
         self._lock = threading.Lock()
         self._next = 0
-        self._stop = threading.Event()
         self._started = time.monotonic() + 0.1
-        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(clients)]
 
-    def __enter__(self):
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-    def _work(self):
+    def work(self):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             with self._lock:
                 scheduled = self._started + self._next / self.rate
                 self._next += 1

@@ -1,6 +1,7 @@
 """What the benchmarks that start PiCloud share: the server, an admin client, processes.
 
-Standard library only, so a bench runs wherever PiCloud does. Import it as
+Standard library only (psycopg, for a temporary PostgreSQL database, is imported when
+asked for), so a bench runs wherever PiCloud does. Import it as
 ``bench.support`` with the project root on ``sys.path`` (see the top of
 bench/events.py: run as a script, a bench's own folder must leave ``sys.path``, or
 bench/http.py would shadow the standard library's ``http`` package).
@@ -10,13 +11,16 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "bench-admin-password"
+PG_ADMIN_URL = os.environ.get("PICLOUD_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def free_port():
@@ -125,3 +129,51 @@ def tree_cpu_seconds(root):
         total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
         pending.extend(children(pid))
     return total
+
+
+def temporary_postgres():
+    """Create a fresh PostgreSQL database; return (its URL, a function that drops it)."""
+    import psycopg
+
+    name = f"picloud_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def run_threads(target, count):
+    """Run ``target`` in ``count`` threads and wait for all of them."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+class Background:
+    """``count`` threads running ``self.work`` while a ``with`` block runs.
+
+    ``work`` loops until ``self.stopping`` is set, which leaving the block does.
+    """
+
+    def __init__(self, count):
+        self.stopping = threading.Event()
+        self._threads = [threading.Thread(target=self.work, daemon=True) for _ in range(count)]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join()
+
+    def work(self):
+        raise NotImplementedError
