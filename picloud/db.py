@@ -12,7 +12,7 @@ reaches other processes (``notifies``). Statements whose SQL differs sit beside 
 queries they belong to, each choosing by ``is_postgres()``: claiming outbox events
 (``outbox/claims.py``), the outbox insert (``outbox/__init__.py``), the KV write path
 (``data/kv.py``), document filters and sorts (``data/docs.py``), the configuration
-lock (``cache.py``), the token lookup (``auth``) and the log writer's timestamps
+lock (``cache.py``), the token lookup (``auth``) and the execution log's batch upsert
 (``executions.py``).
 
 This module also tells which database failures a client may simply retry
