@@ -258,9 +258,7 @@ class _Executor:
         )
 
     def _remember(self, raw, result):
-        if len(self._results) >= _RESULTS_KEPT:
-            self._results.clear()
-        self._results[raw] = result
+        _keep(self._results, raw, result, _RESULTS_KEPT)
 
     def holds(self, app):
         """Tell whether this executor likely holds a warm runtime of ``app``."""
@@ -506,9 +504,7 @@ def _job_frame(job, host):
             "app": job.app,
         })
         if key is not None:
-            if len(_job_headers) >= _JOB_HEADER_CACHE:
-                _job_headers.clear()
-            _job_headers[key] = header
+            _keep(_job_headers, key, header)
     try:
         return protocol.frame_of(header, protocol.encode_globals(job.globals))
     except (TypeError, ValueError) as exc:
@@ -516,6 +512,13 @@ def _job_frame(job, host):
 
 
 _JOB_HEADER_CACHE = 512
+# Checked result headers kept per executor, and the largest one kept.
+_RESULTS_KEPT = 256
+_RESULT_KEPT_BYTES = 4096
+_job_headers = {}
+# Global names and host APIs already found valid (they are few and repeat).
+_checked_names = {}
+_allowed_calls = {}
 # The reply to a host call that succeeded: the same bytes every time.
 _OK_REPLY = protocol.encode_header({"t": "reply", "status": "ok"})
 # Parsed host call headers ({"t": "call", "module", "fn"}): a handful repeat for ever.
@@ -523,18 +526,16 @@ _call_headers = {}
 _CALL_HEADER_KEPT_BYTES = 256
 
 
+def _keep(cache, key, value, most=_JOB_HEADER_CACHE):
+    """Keep ``key`` → ``value`` in a cache of at most ``most`` entries (full: start over)."""
+    if len(cache) >= most:
+        cache.clear()
+    cache[key] = value
+
+
 def _remember_call(raw, header):
     if len(raw) <= _CALL_HEADER_KEPT_BYTES and raw not in _call_headers:
-        if len(_call_headers) >= _JOB_HEADER_CACHE:
-            _call_headers.clear()
-        _call_headers[raw] = header
-# Checked result headers kept per executor, and the largest one kept.
-_RESULTS_KEPT = 256
-_RESULT_KEPT_BYTES = 4096
-_job_headers = {}
-# Global names and host APIs already found valid (they are few and repeat).
-_checked_names = set()
-_allowed_calls = {}
+        _keep(_call_headers, raw, header)
 
 
 def _check_job(job, host):
@@ -570,9 +571,7 @@ def _check_job(job, host):
             if not isinstance(fn, str) or not _IDENTIFIER.fullmatch(fn):
                 raise ValueError(f"invalid host function name {fn!r}")
     if key is not None:
-        if len(_checked_names) >= _JOB_HEADER_CACHE:
-            _checked_names.clear()
-        _checked_names.add(key)
+        _keep(_checked_names, key, True)
 
 
 def _allowed(host_api):
@@ -583,9 +582,7 @@ def _allowed(host_api):
         return {(module, fn) for module, fns in host_api for fn in fns}
     if allowed is None:
         allowed = frozenset((module, fn) for module, fns in host_api for fn in fns)
-        if len(_allowed_calls) >= _JOB_HEADER_CACHE:
-            _allowed_calls.clear()
-        _allowed_calls[host_api] = allowed
+        _keep(_allowed_calls, host_api, allowed)
     return allowed
 
 
