@@ -15,7 +15,11 @@ can be killed), the other three in a pool of child processes:
 - ``sandbox-only``: the same pool, with PiCloud's hardened sandbox in the child;
 - ``pool-only``: PiCloud's executor pool and nothing else (``bench/pool_app.py``).
 
-    python bench/http.py [--duration 15] [--connections 32] [--database-url URL]
+``--what-if`` adds PiCloud itself with its scripts run inside the web worker
+(``bench/picloud_in_process.py``): what PiCloud would reach without the process
+boundary, not a way it can run.
+
+    python bench/http.py [--duration 15] [--connections 32] [--database-url URL] [--what-if]
 """
 import os
 import sys
@@ -72,6 +76,8 @@ TARGETS = (
     ("pool-only", "bench.pool_app:app"),
     ("picloud", "app:app"),
 )
+# Not a reference PiCloud can become as it is: what it would reach without its executors.
+WHAT_IF = ("no-boundary", "bench.picloud_in_process:app")
 
 
 def main():
@@ -80,34 +86,38 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds the duration is split into")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--database-url", default="", help="PiCloud's DATABASE_URL (default: SQLite in a temp dir)")
+    parser.add_argument("--what-if", action="store_true",
+                        help="also load PiCloud with its scripts run inside the web worker (bench/picloud_in_process.py)")
     args = parser.parse_args()
+    targets = TARGETS + (WHAT_IF,) if args.what_if else TARGETS
     ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="picloud-bench-"))
     envs = {
-        "picloud": {
-            "PICLOUD_DATA_DIR": str(workdir / "data"),
+        name: {
+            "PICLOUD_DATA_DIR": str(workdir / name),
             "PICLOUD_ADMIN_PASSWORD": "bench-password",
             "DATABASE_URL": args.database_url,
         }
+        for name in ("picloud", WHAT_IF[0])
     }
     processes, urls = [], {}
     try:
-        for name, module in TARGETS:
+        for name, module in targets:
             process, base_url = start_server(envs.get(name, {}), workdir / f"{name}.log", module, ready_path="/")
             processes.append(process)
             urls[name] = base_url + "/"
             with urllib.request.urlopen(urls[name], timeout=10) as response:
                 if response.read() != EXPECTED:
                     raise SystemExit(f"{name} does not answer {EXPECTED!r}")
-        for name, _ in TARGETS:
+        for name, _ in targets:
             wrk(urls[name], 3, args.connections)  # warm up: executors, caches, connections
         # Rounds alternate between the targets, so a change in the machine's load
         # (other work on a shared host) weighs on all of them alike.
-        runs = {name: [] for name, _ in TARGETS}
-        cpu = {name: 0.0 for name, _ in TARGETS}  # CPU seconds of each server's process tree
+        runs = {name: [] for name, _ in targets}
+        cpu = {name: 0.0 for name, _ in targets}  # CPU seconds of each server's process tree
         per_round = max(1, args.duration // args.rounds)
         for _ in range(args.rounds):
-            for (name, _), process in zip(TARGETS, processes):
+            for (name, _), process in zip(targets, processes):
                 before = tree_cpu_seconds(process.pid)
                 runs[name].append(wrk(urls[name], per_round, args.connections))
                 cpu[name] += tree_cpu_seconds(process.pid) - before
@@ -126,7 +136,7 @@ def main():
         f"{p[0] / b[0]:.2f}" for p, b in zip(runs["picloud"], runs["bare"])
     ))
     print("against bare: " + "   ".join(
-        f"{name} {results[name][0] / bare[0]:.2f}" for name, _ in TARGETS[1:]
+        f"{name} {results[name][0] / bare[0]:.2f}" for name, _ in targets[1:]
     ))
     print(f"picloud / pool-only: {picloud[0] / pool[0]:.2f}")
     ratio = picloud[0] / bare[0]
