@@ -6,15 +6,16 @@ outcomes), except the executor process: each worker runs a job in a warm
 directly. PiCloud does not run this way. A script stuck inside one C call would freeze
 the worker with every request it holds, and a long run holds up the worker's other
 requests meanwhile (its p99 shows it). It measures what PiCloud would reach without the
-process boundary.
+process boundary. For the hello route only: no timeout, no runtime rebuilt after a
+failed run, and the executor processes PiCloud starts stay idle.
 
     gunicorn -c gunicorn.conf.py bench.picloud_in_process:app
 """
-import time
-
 from gevent import monkey
 
 monkey.patch_all()
+
+import time  # noqa: E402
 
 from picloud.sandbox import pool, protocol  # noqa: E402
 from picloud.sandbox.runtime import AppRuntime  # noqa: E402
