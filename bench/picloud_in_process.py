@@ -38,19 +38,18 @@ def _run_here(self, job, host=None, wait_seconds=None):
 
     def on_call(module, fn, args_json):
         reply, payload = run.host_call(host, {"module": module, "fn": fn}, args_json)
-        reply = protocol.parse_header(reply)
-        if reply["status"] == "ok":
+        if reply is pool._OK_REPLY:
             return "ok", payload
+        reply = protocol.parse_header(reply)
         return reply["status"], reply.get("message", "").encode()
 
     spec = {"source": job.source, "chunk_name": job.chunk_name, "limits": dict(job.limits),
             "host_api": job.host_api, "script": job.source}
-    globals = protocol.decode_globals(protocol.encode_globals(job.globals))
-    result, body = runtime.execute(spec, globals, on_log, on_call)
+    # The job's globals as they are: an executor gets the same values, through marshal.
+    result, body = runtime.execute(spec, job.globals, on_log, on_call)
     runtime.finish()
-    header = {"t": "result", **{k: v for k, v in result.items() if k != "usage" and v is not None}}
     run.add_logs(logs)
-    checked = protocol.checked_result(header)
+    checked = protocol.checked_result(protocol.result_header(result))
     return run.outcome(checked, protocol.result_payload(result["usage"], body), pool._elapsed_ms(started))
 
 

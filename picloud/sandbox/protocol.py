@@ -98,6 +98,16 @@ def _raw_bytes(value):
     raise TypeError(f"{type(value).__name__} is not a plain value")
 
 
+def result_header(result):
+    """Return the header of a result message for a runtime's result dict (its usage
+    travels in the payload, ``result_payload``)."""
+    header = {"t": "result", "status": result["status"]}
+    for field in ("response", "error", "limit"):
+        if result[field] is not None:
+            header[field] = result[field]
+    return header
+
+
 def result_payload(usage, body):
     """Return the payload of a result message: the usage, then the body."""
     return USAGE.pack(usage["instructions"], usage["memory_peak_bytes"]) + body

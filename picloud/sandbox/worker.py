@@ -130,11 +130,9 @@ def _serve(runtime, job, payload, channel, logs):
         # An internal error: the runtime is thrown away after it (WarmRuntimes).
         traceback.print_exc()
         result, body = internal_error("the executor failed"), b""
-    header = {"t": "result", "status": result["status"]}
-    for field in ("response", "error", "limit"):
-        if result[field] is not None:
-            header[field] = result[field]
-    logs.send_after_logs(header, protocol.result_payload(result["usage"], body), logs_key="logs")
+    logs.send_after_logs(
+        protocol.result_header(result), protocol.result_payload(result["usage"], body), logs_key="logs"
+    )
     return result["status"]
 
 
